@@ -1,0 +1,305 @@
+"""The command line: parse, call, print. Everything it does lives in the modules it calls."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from ratchet.budget import hms
+from ratchet.config import ConfigError
+from ratchet.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
+from ratchet.experiment import Experiment, Verdict
+from ratchet.ledger import Ledger, RunInfo, results_tsv
+from ratchet.loop import Loop, RunError
+from ratchet.project import Project, ProjectError
+from ratchet.report.terminal import VERDICT_STYLE, format_change, format_metric, make_display
+from ratchet.scaffold import ScaffoldError, write_starter_files
+from ratchet.workspace import GitError, WorkspaceError, git
+
+app = typer.Typer(
+    name="ratchet",
+    help="Run the autoresearch loop on a git project whose success is a number: propose a change "
+    "inside the scope, measure the metric with a frozen harness, keep real improvements as commits "
+    "on ratchet/<run>, record everything in the ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+RunOption = Annotated[Optional[str], typer.Option("--run", "-r", help="Run name (default: the config's run, else the newest).")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="Config file (default: ratchet.toml at the repository root).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"ratchet: error: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def _project(config: Path | None = None) -> Project:
+    try:
+        return Project.find(Path.cwd(), config)
+    except WorkspaceError as exc:
+        raise _fail(str(exc)) from None
+
+
+# ---------------------------------------------------------------- init / run / demo
+
+
+@app.command()
+def init(force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False) -> None:
+    """Write a commented ratchet.toml and a program.md brief; keep .ratchet/ out of git."""
+    project = _project()
+    try:
+        written = write_starter_files(project.root, force=force)
+    except ScaffoldError as exc:
+        raise _fail(str(exc)) from None
+    for path in written:
+        out.print(f"wrote {path}")
+    out.print("Edit the scope, the metric command and the proposer in ratchet.toml, then: ratchet run")
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    iterations: Annotated[Optional[int], typer.Option("--iterations", "-n", min=0, help="Experiments to run in this run (overrides budget.iterations).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Run name (overrides [run] name).")] = None,
+) -> None:
+    """Run the loop: baseline first, then experiments until the budget ends or Ctrl-C. Run again to resume."""
+    project = _project(config)
+    _run_loop(project, iterations=iterations, name=name)
+
+
+def _run_loop(project: Project, *, iterations: int | None, name: str | None) -> None:
+    try:
+        cfg = project.config()
+        if name is not None:
+            cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"name": name})})
+            type(cfg.run).model_validate(cfg.run.model_dump())  # the name must be a valid branch name
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    except ValueError as exc:
+        raise _fail(f"--name: {exc}", 2) from None
+    display = make_display(out)
+    try:
+        Loop(project.root, cfg, iterations=iterations, display=display).run()
+    except (RunError, WorkspaceError, GitError) as exc:
+        display.close()
+        raise _fail(str(exc)) from None
+    finally:
+        display.close()
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", "-d", help="Where to create the demo repository (must not exist).")] = Path("ratchet-demo"),
+    iterations: Annotated[int, typer.Option("--iterations", "-n", min=1, help="Experiments to run.")] = 20,
+    example: Annotated[str, typer.Option("--example", help="Which bundled example.")] = DEFAULT_EXAMPLE,
+) -> None:
+    """Copy a bundled example into a new git repository and run the loop there."""
+    target = directory.resolve()
+    try:
+        prepare_demo(target, example)
+    except (DemoError, GitError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"Demo repository: {target} (example {example!r}, branch main)")
+    _run_loop(Project.find(target), iterations=iterations, name=None)
+    out.print(
+        f"\nResults: the kept experiments are commits on the ratchet/* branch in {target}.\n"
+        f"  cd {target}\n  ratchet log            # every experiment\n  ratchet show 1         # one experiment, with its diff\n"
+        f"  ratchet export         # results.tsv\n  git log --oneline ratchet/demo"
+    )
+
+
+# ---------------------------------------------------------------- reading the ledger
+
+
+def _open(run_name: str | None) -> tuple[Project, Ledger, RunInfo]:
+    project = _project()
+    try:
+        ledger = project.ledger()
+        return project, ledger, project.pick_run(ledger, run_name)
+    except ProjectError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, Any]:
+    experiments = ledger.experiments(info.name)
+    counts: dict[str, int] = {}
+    for e in experiments:
+        key = e.verdict.value if e.verdict else "running"
+        counts[key] = counts.get(key, 0) + 1
+    baseline = next((e for e in experiments if e.verdict is Verdict.BASELINE), None)
+    champion = next((e for e in reversed(experiments) if e.verdict in (Verdict.KEEP, Verdict.BASELINE)), None)
+    lock = project.root / ".ratchet" / "runs" / info.name / "lock"
+    running = _lock_holder(lock)
+    budget = info.config.get("budget", {})
+    return {
+        "run": info.name,
+        "branch": info.branch,
+        "base_commit": info.base_commit,
+        "metric": info.metric_name,
+        "direction": info.direction,
+        "active": running is not None,
+        "pid": running,
+        "experiments": len(experiments),
+        "measured": sum(1 for e in experiments if e.verdict and e.verdict.counts_as_iteration),
+        "counts": counts,
+        "baseline": baseline.metric if baseline else None,
+        "champion": champion.metric if champion else None,
+        "champion_commit": (champion.commit or champion.parent_commit) if champion else None,
+        "champion_experiment": champion.id if champion else None,
+        "wall_spent_s": ledger.wall_spent(info.name),
+        "budget": {"iterations": budget.get("iterations"), "wall_s": budget.get("wall")},
+        "last": experiments[-1].to_json() if experiments else None,
+    }
+
+
+def _lock_holder(lock: Path) -> int | None:
+    import fcntl
+
+    if not lock.exists():
+        return None
+    with lock.open("r") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+@app.command()
+def status(run: RunOption = None, as_json: JsonOption = False) -> None:
+    """Where a run stands: champion against baseline, verdict counts, budget spent."""
+    project, ledger, info = _open(run)
+    data = _status_data(project, ledger, info)
+    ledger.close()
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    state = f"running (pid {data['pid']})" if data["active"] else "not running"
+    out.print(f"[bold]{data['run']}[/] on {data['branch']} — {state}")
+    change = format_change(data["baseline"], data["champion"])
+    out.print(
+        f"{data['metric']} ({data['direction']}): champion {format_metric(data['champion'])} "
+        f"(experiment {data['champion_experiment']}), baseline {format_metric(data['baseline'])}"
+        + (f", {change}" if change else "")
+    )
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(data["counts"].items()))
+    out.print(f"experiments: {data['experiments']} ({counts})")
+    budget = data["budget"]
+    iterations = f"{data['measured']}/{budget['iterations']}" if budget["iterations"] is not None else str(data["measured"])
+    wall = hms(data["wall_spent_s"]) + (f"/{hms(budget['wall_s'])}" if budget["wall_s"] else "")
+    out.print(f"budget: {iterations} iterations, {wall} wall time")
+    if data["last"]:
+        last = data["last"]
+        out.print(f"last: #{last['id']} {last['verdict'] or 'running'} — {last['hypothesis']}")
+
+
+@app.command("log")
+def log_(run: RunOption = None, as_json: JsonOption = False) -> None:
+    """Every experiment of a run: id, verdict, metric, commit, hypothesis."""
+    _, ledger, info = _open(run)
+    experiments = ledger.experiments(info.name)
+    ledger.close()
+    if as_json:
+        out.print_json(json.dumps([e.to_json() for e in experiments]))
+        return
+    baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
+    table = Table(title=f"{info.name}: {info.metric_name} ({info.direction})", title_justify="left")
+    for column, justify in (("id", "right"), ("verdict", "left"), (info.metric_name, "right"), ("vs baseline", "right"), ("commit", "left"), ("hypothesis", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for e in experiments:
+        verdict = e.verdict.value if e.verdict else "running"
+        style = VERDICT_STYLE.get(e.verdict, "") if e.verdict else ""
+        table.add_row(
+            str(e.id), f"[{style}]{verdict}[/]" if style else verdict, format_metric(e.metric),
+            format_change(baseline, e.metric) if e.verdict is not Verdict.BASELINE else "",
+            (e.commit or "")[:7], " ".join(e.hypothesis.split()),
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def show(experiment_id: Annotated[int, typer.Argument(help="Experiment id (0 is the baseline).")], run: RunOption = None, as_json: JsonOption = False) -> None:
+    """One experiment: hypothesis, verdict, metric, guards, diff, output tail."""
+    project, ledger, info = _open(run)
+    experiment = ledger.experiment(info.name, experiment_id)
+    ledger.close()
+    if experiment is None:
+        raise _fail(f"run {info.name!r} has no experiment {experiment_id}")
+    diff = _diff_of(project, experiment)
+    if as_json:
+        out.print_json(json.dumps({**experiment.to_json(), "diff": diff, "output_tail": experiment.output_tail}))
+        return
+    _print_experiment(info, experiment, diff)
+
+
+def _diff_of(project: Project, experiment: Experiment) -> str:
+    if experiment.commit:
+        try:
+            return git(project.root, "show", "--format=", "--patch", experiment.commit)
+        except GitError:
+            pass
+    path = Path(experiment.log_dir) / "proposal.diff"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _print_experiment(info: RunInfo, e: Experiment, diff: str) -> None:
+    verdict = e.verdict.value if e.verdict else "running"
+    out.print(f"[bold]experiment {e.id}[/] of {info.name}: [{VERDICT_STYLE.get(e.verdict, '') if e.verdict else ''}]{verdict}[/]")
+    out.print(f"hypothesis: {e.hypothesis or '-'}", markup=False)
+    if e.reason:
+        out.print(f"reason:     {e.reason}", markup=False)
+    out.print(f"{info.metric_name}: {format_metric(e.metric)}   parent {e.parent_commit[:7]}   commit {(e.commit or '-')[:7]}")
+    duration = f"{e.duration:.2f}s" if e.duration is not None else "-"
+    out.print(f"proposer: {e.proposer}   duration {duration}   hardware {e.hardware}   logs {e.log_dir}", markup=False)
+    for guard in e.guards:
+        mark = "pass" if guard.passed else "FAIL"
+        value = f" = {guard.value:g}" if guard.value is not None else ""
+        out.print(f"guard {guard.name}: {mark}{value} {guard.reason}", markup=False)
+    if diff.strip():
+        out.print("\n[bold]diff[/]")
+        out.print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
+    if e.output_tail.strip():
+        out.print("\n[bold]output tail[/]")
+        out.print(e.output_tail, markup=False)
+
+
+@app.command()
+def export(
+    run: RunOption = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the TSV ('-' for stdout).")] = Path("results.tsv"),
+) -> None:
+    """Write results.tsv: autoresearch's columns (commit, metric, memory_gb, status, description), then ratchet's."""
+    _, ledger, info = _open(run)
+    text = results_tsv(ledger.experiments(info.name), info.metric_name)
+    ledger.close()
+    if str(output) == "-":
+        sys.stdout.write(text)
+        return
+    output.write_text(text)
+    out.print(f"wrote {output} ({text.count(chr(10)) - 1} experiments)")
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:  # pragma: no cover - commands catch their own; this is the net
+        err.print(f"ratchet: error: {exc}", markup=False)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

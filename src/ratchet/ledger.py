@@ -1,0 +1,237 @@
+"""The ledger: one SQLite file under ``.ratchet/``, one row per experiment, and its exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ratchet.experiment import Experiment, GuardResult, Verdict
+
+LEDGER_FILE = "ledger.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    base_commit TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    metric_name TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS experiments (
+    run TEXT NOT NULL REFERENCES runs(name),
+    id INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    verdict TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    hypothesis TEXT NOT NULL DEFAULT '',
+    proposer TEXT NOT NULL,
+    proposal_meta TEXT NOT NULL DEFAULT '{}',
+    parent_commit TEXT NOT NULL,
+    commit_sha TEXT,
+    metric REAL,
+    guards TEXT NOT NULL DEFAULT '[]',
+    started REAL NOT NULL,
+    ended REAL,
+    log_dir TEXT NOT NULL DEFAULT '',
+    hardware TEXT NOT NULL DEFAULT '',
+    memory_gb REAL,
+    output_tail TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run, id)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run TEXT NOT NULL REFERENCES runs(name),
+    started REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    pid INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hardware (
+    fingerprint TEXT PRIMARY KEY,
+    info TEXT NOT NULL
+);
+"""
+
+_COLUMNS = (
+    "run, id, state, verdict, reason, hypothesis, proposer, proposal_meta, parent_commit, commit_sha, "
+    "metric, guards, started, ended, log_dir, hardware, memory_gb, output_tail"
+)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    name: str
+    created: float
+    base_commit: str
+    branch: str
+    metric_name: str
+    direction: str
+    config: dict[str, Any]
+
+
+class Ledger:
+    """A thin, typed layer over the SQLite file. Every write is its own committed transaction,
+    so a row is on disk before the loop moves on (WAL: a kill -9 loses nothing committed)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------ runs
+
+    def create_run(self, info: RunInfo) -> None:
+        self._db.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (info.name, info.created, info.base_commit, info.branch, info.metric_name, info.direction, json.dumps(info.config)),
+        )
+
+    def get_run(self, name: str) -> RunInfo | None:
+        row = self._db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
+        return None if row is None else RunInfo(*row[:6], config=json.loads(row[6]))
+
+    def runs(self) -> list[RunInfo]:
+        rows = self._db.execute("SELECT * FROM runs ORDER BY created").fetchall()
+        return [RunInfo(*row[:6], config=json.loads(row[6])) for row in rows]
+
+    # ------------------------------------------------------------ experiments
+
+    def next_id(self, run: str) -> int:
+        (last,) = self._db.execute("SELECT MAX(id) FROM experiments WHERE run = ?", (run,)).fetchone()
+        return 0 if last is None else last + 1
+
+    def begin(self, experiment: Experiment) -> None:
+        self._db.execute(f"INSERT INTO experiments ({_COLUMNS}) VALUES ({', '.join('?' * 18)})", _row(experiment))
+
+    def update(self, experiment: Experiment) -> None:
+        values = _row(experiment)
+        names = [name.strip() for name in _COLUMNS.split(",")]
+        assignments = ", ".join(f"{name} = ?" for name in names[2:])
+        self._db.execute(
+            f"UPDATE experiments SET {assignments} WHERE run = ? AND id = ?",
+            (*values[2:], experiment.run, experiment.id),
+        )
+
+    def experiments(self, run: str) -> list[Experiment]:
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM experiments WHERE run = ? ORDER BY id", (run,))
+        return [_experiment(row) for row in rows]
+
+    def experiment(self, run: str, experiment_id: int) -> Experiment | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM experiments WHERE run = ? AND id = ?", (run, experiment_id)
+        ).fetchone()
+        return None if row is None else _experiment(row)
+
+    # ------------------------------------------------------------ sessions (wall-time budget)
+
+    def start_session(self, run: str) -> int:
+        now = time.time()
+        cursor = self._db.execute(
+            "INSERT INTO sessions (run, started, last_seen, pid) VALUES (?, ?, ?, ?)", (run, now, now, os.getpid())
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def touch_session(self, session_id: int) -> None:
+        self._db.execute("UPDATE sessions SET last_seen = ? WHERE id = ?", (time.time(), session_id))
+
+    def wall_spent(self, run: str) -> float:
+        """Seconds spent by all sessions of a run (a resumed run keeps its clock)."""
+        (spent,) = self._db.execute(
+            "SELECT COALESCE(SUM(last_seen - started), 0) FROM sessions WHERE run = ?", (run,)
+        ).fetchone()
+        return float(spent)
+
+    # ------------------------------------------------------------ hardware
+
+    def record_hardware(self, fingerprint: str, info: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR IGNORE INTO hardware VALUES (?, ?)", (fingerprint, json.dumps(info)))
+
+    def hardware(self, fingerprint: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT info FROM hardware WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+
+def _row(e: Experiment) -> tuple[Any, ...]:
+    return (
+        e.run, e.id, e.state, e.verdict.value if e.verdict else None, e.reason, e.hypothesis, e.proposer,
+        json.dumps(e.proposal_meta, default=str), e.parent_commit, e.commit, e.metric,
+        json.dumps([g.to_json() for g in e.guards]), e.started, e.ended, e.log_dir, e.hardware,
+        e.memory_gb, e.output_tail,
+    )  # fmt: skip
+
+
+def _experiment(row: tuple[Any, ...]) -> Experiment:
+    (run, id_, state, verdict, reason, hypothesis, proposer, meta, parent, commit, metric, guards,
+     started, ended, log_dir, hardware, memory_gb, tail) = row  # fmt: skip
+    return Experiment(
+        run=run, id=id_, state=state, verdict=Verdict(verdict) if verdict else None, reason=reason,
+        hypothesis=hypothesis, proposer=proposer, proposal_meta=json.loads(meta), parent_commit=parent,
+        commit=commit, metric=metric, guards=[GuardResult.from_json(g) for g in json.loads(guards)],
+        started=started, ended=ended, log_dir=log_dir, hardware=hardware, memory_gb=memory_gb, output_tail=tail,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- exports
+
+# The original autoresearch's status words: keep, discard, crash.
+_AUTORESEARCH_STATUS = {
+    Verdict.BASELINE: "keep",
+    Verdict.KEEP: "keep",
+    Verdict.CRASH: "crash",
+    Verdict.TIMEOUT: "crash",
+}
+
+
+def results_tsv(experiments: list[Experiment], metric_name: str) -> str:
+    """``commit, <metric>, memory_gb, status, description`` as autoresearch writes, then ours."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(
+        ["commit", metric_name, "memory_gb", "status", "description",
+         "id", "verdict", "reason", "parent_commit", "proposer", "started", "duration_s", "guards", "hardware"]
+    )  # fmt: skip
+    for e in experiments:
+        commit = (e.commit or e.parent_commit)[:7] if e.verdict in (Verdict.KEEP, Verdict.BASELINE) else ""
+        status = _AUTORESEARCH_STATUS.get(e.verdict, "discard") if e.verdict else "running"
+        guards = ";".join(f"{g.name}={'pass' if g.passed else 'fail'}" for g in e.guards)
+        writer.writerow([
+            commit,
+            "" if e.metric is None else f"{e.metric:.6g}",
+            "" if e.memory_gb is None else f"{e.memory_gb:.1f}",
+            status,
+            _one_line(e.hypothesis),
+            e.id,
+            e.verdict.value if e.verdict else "",
+            _one_line(e.reason),
+            e.parent_commit[:7],
+            e.proposer,
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(e.started)),
+            "" if e.duration is None else f"{e.duration:.2f}",
+            guards,
+            e.hardware,
+        ])  # fmt: skip
+    return buffer.getvalue()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def iter_json(experiments: list[Experiment]) -> Iterator[dict[str, Any]]:
+    for e in experiments:
+        yield e.to_json()

@@ -1,0 +1,587 @@
+"""The loop: wires proposer, workspace, executor, verdict and ledger; owns the budget and resume.
+
+Each step lives in its own module; this one only orders them and keeps the ledger and the
+run branch in agreement, so that a kill -9 at any moment leaves a state the next
+``ratchet run`` repairs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ratchet.budget import Budget, Progress
+from ratchet.config import Config
+from ratchet.executors import CommandSpec, Executor, Job, LocalExecutor
+from ratchet.experiment import Experiment, GuardResult, Verdict
+from ratchet.hardware import fingerprint, hardware_info
+from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
+from ratchet.measure import CommandResult, MetricParseError, parse_number
+from ratchet.proposers import Outcome, Proposal, ProposalContext, Proposer, ProposerError, create_proposer
+from ratchet.report.terminal import Display, PlainDisplay
+from ratchet.scope import Globs
+from ratchet.verdict import Decision, evaluate_guard, policy_for
+from ratchet.workspace import (
+    EXPERIMENT_TRAILER,
+    STATE_DIR,
+    GitError,
+    ScopeViolation,
+    Workspace,
+    exclude_state_dir,
+)
+
+
+class RunError(Exception):
+    """The run cannot start or go on (one line for the user)."""
+
+
+# Settings that define what the run's numbers mean: changing them mid-run would compare
+# apples with oranges, so a resumed run refuses.
+_FROZEN_SETTINGS = ("metric.command", "metric.direction", "metric.regex", "metric.json", "scope.harness")
+
+
+@dataclass
+class RunSummary:
+    run: str
+    branch: str
+    stop_reason: str
+    baseline_metric: float | None
+    champion_metric: float | None
+    champion_commit: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    champion: str
+    champion_metric: float
+    baseline_metric: float
+    champion_guards: dict[str, float]
+    measured: int
+    consecutive_failures: int
+    history: list[Experiment]
+
+
+class _Interrupts:
+    """First Ctrl-C: finish the experiment in flight, then stop. Second (or SIGTERM): abandon it."""
+
+    def __init__(self, display: Display) -> None:
+        self.display = display
+        self.stop = False
+        self.abandon = False
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and not self.stop:
+            self.stop = True
+            self.display.message("Stopping after the experiment in flight (Ctrl-C again to abandon it).")
+            return
+        self.stop = self.abandon = True
+        self.display.message("Abandoning the experiment in flight.")
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a third Ctrl-C is a hard stop
+
+    def __enter__(self) -> "_Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def run_lock(state_dir: Path, run: str) -> Iterator[None]:
+    """One process per run: a second ``ratchet run`` on the same run refuses instead of racing."""
+    path = state_dir / "runs" / run / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise RunError(f"run {run!r} is already running (pid {owner}); wait for it or stop it first") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()  # closing releases the lock; a killed process releases it too
+
+
+def frozen_settings(config: Config) -> dict[str, Any]:
+    dump = config.model_dump(mode="json", by_alias=True)
+    out = {}
+    for dotted in _FROZEN_SETTINGS:
+        section, key = dotted.split(".")
+        out[dotted] = dump.get(section, {}).get(key)
+    return out
+
+
+class Loop:
+    """One run of the autoresearch loop on a repository."""
+
+    def __init__(
+        self,
+        repo_root: Path,
+        config: Config,
+        *,
+        iterations: int | None = None,
+        display: Display | None = None,
+        proposer: Proposer | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.repo_root = repo_root
+        self.config = config
+        self.run_name = config.run.name
+        self.display = display or PlainDisplay()
+        self.budget = Budget(config.budget, config.metric.direction, iterations)
+        self.scope = Globs(config.scope.mutable)
+        self.harness = Globs(config.scope.harness)
+        self.workspace = Workspace(repo_root, self.run_name, self.scope, self.harness)
+        self.state_dir = repo_root / STATE_DIR
+        self.run_dir = self.state_dir / "runs" / self.run_name
+        self.policy = policy_for(config.verdict, config.metric.direction)
+        self._proposer = proposer
+        self.executor = executor or LocalExecutor()
+        self.hardware = hardware_info()
+        self.fingerprint = fingerprint(self.hardware)
+        self.brief = self._read_brief()
+
+    # ------------------------------------------------------------ entry point
+
+    def run(self) -> RunSummary:
+        exclude_state_dir(self.repo_root)
+        with run_lock(self.state_dir, self.run_name):
+            ledger = Ledger(self.state_dir / LEDGER_FILE)
+            try:
+                return self._run(ledger)
+            finally:
+                ledger.close()
+
+    def _run(self, ledger: Ledger) -> RunSummary:
+        ledger.record_hardware(self.fingerprint, self.hardware)
+        info = ledger.get_run(self.run_name)
+        if info is None:
+            info = self._start_new_run(ledger)
+        else:
+            self._check_resumable(info)
+        self.display.start(info, self.config, resumed=bool(ledger.experiments(self.run_name)))
+        self.workspace.open_worktree()
+        self._repair(ledger, info)
+        session = ledger.start_session(self.run_name)
+        proposer = self._proposer or create_proposer(self.config)
+        try:
+            with _Interrupts(self.display) as interrupts:
+                state = self._baseline(ledger, info, interrupts)
+                proposer.resume(tuple(state.history), self.run_dir / "proposer")
+                stop_reason = self._loop(ledger, session, proposer, state, interrupts)
+        finally:
+            ledger.touch_session(session)
+            proposer.close()
+        summary = self._summary(ledger, info, stop_reason)
+        self.display.finish(summary)
+        return summary
+
+    # ------------------------------------------------------------ set-up and repair
+
+    def _read_brief(self) -> str:
+        path = self.repo_root / self.config.run.brief
+        try:
+            return path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _start_new_run(self, ledger: Ledger) -> RunInfo:
+        ws = self.workspace
+        if ws.branch_exists():
+            raise RunError(
+                f"branch {ws.branch} exists but the ledger has no run {self.run_name!r}; "
+                f"choose another [run] name or delete the branch (git branch -D {ws.branch})"
+            )
+        head = ws.user_head()
+        files = ws.tracked_files(head, cwd=self.repo_root)
+        scope_files = self.scope.select(files)
+        if not scope_files:
+            raise RunError(f"the scope {list(self.scope.globs)} matches no file committed at HEAD ({head[:7]})")
+        both = [path for path in scope_files if self.harness.matches(path)]
+        if both:
+            raise RunError(f"{both[0]} is in both the mutable scope and the harness; a file can only be one")
+        for path in ws.uncommitted_in_user_checkout():
+            self.display.warning(f"{path} has uncommitted changes; the run starts from HEAD ({head[:7]}) without them")
+        # The ledger row comes first: a kill before the branch exists is repaired by resume.
+        info = RunInfo(
+            name=self.run_name,
+            created=time.time(),
+            base_commit=head,
+            branch=ws.branch,
+            metric_name=self.config.metric.name,
+            direction=self.config.metric.direction,
+            config=self.config.model_dump(mode="json", by_alias=True),
+        )
+        ledger.create_run(info)
+        ws.create_branch()
+        return info
+
+    def _check_resumable(self, info: RunInfo) -> None:
+        stored = {}
+        for dotted in _FROZEN_SETTINGS:
+            section, key = dotted.split(".")
+            stored[dotted] = info.config.get(section, {}).get(key)
+        current = frozen_settings(self.config)
+        changed = [name for name in _FROZEN_SETTINGS if stored[name] != current[name]]
+        if changed:
+            raise RunError(
+                f"{', '.join(changed)} changed since run {self.run_name!r} started; its numbers would no longer "
+                "compare. Start a new run ([run] name or --name) or restore the setting"
+            )
+
+    def _repair(self, ledger: Ledger, info: RunInfo) -> None:
+        """Make the ledger and the run branch agree after whatever stopped the last session."""
+        ws = self.workspace
+        if not ws.branch_exists():  # killed between the ledger row and the branch
+            ws.create_branch()
+        kept_on_branch = ws.kept_experiments(info.base_commit)
+        for experiment in ledger.experiments(self.run_name):
+            if experiment.state == "done":
+                continue
+            if experiment.state == "committing" and experiment.id in kept_on_branch:
+                experiment.commit = kept_on_branch[experiment.id]
+                experiment.state = "done"
+                self.display.message(f"Repaired experiment {experiment.id}: its keep was committed, ledger updated.")
+            else:
+                experiment.verdict = Verdict.ABANDONED
+                experiment.reason = (experiment.reason + "; " if experiment.reason else "") + "interrupted: ratchet stopped mid-experiment"
+                experiment.commit = None
+                experiment.state = "done"
+                experiment.ended = experiment.ended or time.time()
+                self.display.message(f"Experiment {experiment.id} was interrupted; recorded as abandoned.")
+            ledger.update(experiment)
+        ledger_keeps = {e.id: e.commit for e in ledger.experiments(self.run_name) if e.verdict is Verdict.KEEP}
+        if ledger_keeps != kept_on_branch:
+            missing = sorted(set(ledger_keeps) - set(kept_on_branch))
+            extra = sorted(set(kept_on_branch) - set(ledger_keeps))
+            raise RunError(
+                f"ledger and branch {ws.branch} disagree (kept in ledger, not on branch: {missing}; "
+                f"on branch, not kept in ledger: {extra}); was the branch rewritten? Start a new run"
+            )
+        ws.reset_clean()
+
+    def _baseline(self, ledger: Ledger, info: RunInfo, interrupts: _Interrupts) -> _State:
+        history = ledger.experiments(self.run_name)
+        champion = self.workspace.champion()
+        baseline = next((e for e in history if e.verdict is Verdict.BASELINE), None)
+        if baseline is None:
+            baseline = self._measure_baseline(ledger, champion, interrupts)
+            history.append(baseline)
+        assert baseline.metric is not None
+        last_keep = next((e for e in reversed(history) if e.verdict in (Verdict.KEEP, Verdict.BASELINE)), baseline)
+        assert last_keep.metric is not None
+        failures = 0
+        for experiment in reversed(history):
+            if experiment.verdict is None or experiment.verdict is Verdict.ABANDONED:
+                continue
+            if not (experiment.verdict.is_failure or experiment.reason.startswith("proposer:")):
+                break
+            failures += 1
+        return _State(
+            champion=champion,
+            champion_metric=last_keep.metric,
+            baseline_metric=baseline.metric,
+            champion_guards={g.name: g.value for g in last_keep.guards if g.value is not None},
+            measured=sum(1 for e in history if e.verdict and e.verdict.counts_as_iteration),
+            consecutive_failures=failures,
+            history=history,
+        )
+
+    def _measure_baseline(self, ledger: Ledger, champion: str, interrupts: _Interrupts) -> Experiment:
+        experiment = self._new_experiment(ledger, champion, proposer="baseline")
+        experiment.hypothesis = "baseline"
+        self.display.experiment_started(experiment)
+        log_dir = Path(experiment.log_dir)
+        result = self._run_metric(log_dir, interrupts)
+        value, failure = self._read_metric(result)
+        experiment.memory_gb = _gb(result.max_rss_bytes)
+        experiment.output_tail = result.tail()
+        if failure is None and (tampered := self.workspace.tampered_harness()):
+            failure = Decision(Verdict.TAMPERED, f"the metric command itself changes harness files: {', '.join(tampered)}")
+        guards: list[GuardResult] = []
+        if failure is None:
+            guards = self._run_guards(log_dir, {}, interrupts)
+            failed = [g for g in guards if not g.passed]
+            if failed:
+                failure = Decision(Verdict.CRASH, "guard fails on the baseline: " + ", ".join(f"{g.name} ({g.reason})" for g in failed))
+        experiment.guards = guards
+        experiment.ended = time.time()
+        experiment.state = "done"
+        if failure is not None:
+            experiment.verdict = Verdict.ABANDONED if failure.verdict is Verdict.ABANDONED else failure.verdict
+            experiment.reason = "baseline: " + failure.reason
+            ledger.update(experiment)
+            self.workspace.discard()
+            tail = result.tail(600).strip()
+            raise RunError(
+                f"the baseline measurement failed ({failure.verdict}): {failure.reason}"
+                + (f"\n{tail}" if tail and failure.verdict is not Verdict.TAMPERED else "")
+                + f"\nlogs: {log_dir}"
+            )
+        experiment.verdict = Verdict.BASELINE
+        experiment.metric = value
+        experiment.reason = "the champion at the start of the run"
+        ledger.update(experiment)
+        self.workspace.discard()
+        self.display.experiment_done(experiment)
+        return experiment
+
+    # ------------------------------------------------------------ the loop
+
+    def _loop(self, ledger: Ledger, session: int, proposer: Proposer, state: _State, interrupts: _Interrupts) -> str:
+        while True:
+            ledger.touch_session(session)
+            progress = Progress(
+                measured=state.measured,
+                wall_spent=ledger.wall_spent(self.run_name),
+                champion_metric=state.champion_metric,
+                consecutive_failures=state.consecutive_failures,
+            )
+            self.display.progress(progress, self.budget, state.baseline_metric, state.champion_metric)
+            if interrupts.stop:
+                return "interrupted (Ctrl-C)"
+            reason = self.budget.exhausted(progress)
+            if reason:
+                return reason
+            experiment, proposal = self._experiment(ledger, proposer, state, interrupts)
+            state.history.append(experiment)
+            assert experiment.verdict is not None
+            if experiment.verdict.counts_as_iteration:
+                state.measured += 1
+            if experiment.verdict.is_failure or experiment.reason.startswith("proposer:"):
+                state.consecutive_failures += 1
+            elif experiment.verdict is not Verdict.ABANDONED:
+                state.consecutive_failures = 0
+            if experiment.verdict is Verdict.KEEP:
+                assert experiment.commit is not None and experiment.metric is not None
+                state.champion = experiment.commit
+                state.champion_metric = experiment.metric
+                state.champion_guards = {g.name: g.value for g in experiment.guards if g.value is not None}
+            proposer.observe(Outcome(experiment.id, experiment.verdict, experiment.metric, proposal))
+            self.display.experiment_done(experiment)
+            if experiment.verdict is Verdict.TAMPERED:
+                self.display.alarm(f"experiment {experiment.id} TAMPERED with the harness: {experiment.reason}")
+
+    def _experiment(
+        self, ledger: Ledger, proposer: Proposer, state: _State, interrupts: _Interrupts
+    ) -> tuple[Experiment, Proposal | None]:
+        """One experiment, from proposal to recorded verdict. Always leaves the worktree clean."""
+        experiment = self._new_experiment(ledger, state.champion, proposer=proposer.kind)
+        log_dir = Path(experiment.log_dir)
+        self.display.experiment_started(experiment)
+        proposal: Proposal | None = None
+        try:
+            context = self._context(experiment, state)
+            try:
+                proposal = proposer.propose(context)
+            except ProposerError as exc:
+                return self._finish(ledger, experiment, Decision(Verdict.INVALID, f"proposer: {exc}")), None
+            experiment.hypothesis = proposal.hypothesis
+            experiment.proposal_meta = dict(proposal.meta)
+            ledger.update(experiment)
+            if interrupts.abandon:
+                return self._finish(ledger, experiment, Decision(Verdict.ABANDONED, "abandoned (Ctrl-C)")), proposal
+            try:
+                paths = self.workspace.materialize(proposal, log_dir / "proposal.patch", state.champion)
+            except ScopeViolation as exc:
+                return self._finish(ledger, experiment, Decision(Verdict.INVALID, f"rejected before measuring: {exc}")), proposal
+            self._save_diff(proposal, paths, log_dir)
+            decision = self._measure_and_decide(experiment, state, log_dir, interrupts)
+            if decision.verdict is Verdict.KEEP:
+                return self._keep(ledger, experiment, decision, paths, state), proposal
+            return self._finish(ledger, experiment, decision), proposal
+        except GitError as exc:
+            # git failing under us (disk full, a lock held by someone else) is not the
+            # candidate's fault and not safe to go on from.
+            self._finish(ledger, experiment, Decision(Verdict.ABANDONED, f"git failed: {exc}"))
+            raise RunError(f"git failed during experiment {experiment.id}: {exc}") from None
+
+    def _new_experiment(self, ledger: Ledger, champion: str, proposer: str) -> Experiment:
+        experiment_id = ledger.next_id(self.run_name)
+        log_dir = self.run_dir / "logs" / f"{experiment_id:04d}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        experiment = Experiment(
+            run=self.run_name,
+            id=experiment_id,
+            parent_commit=champion,
+            proposer=proposer,
+            started=time.time(),
+            log_dir=str(log_dir),
+            hardware=self.fingerprint,
+        )
+        ledger.begin(experiment)
+        return experiment
+
+    def _context(self, experiment: Experiment, state: _State) -> ProposalContext:
+        return ProposalContext(
+            run=self.run_name,
+            iteration=experiment.id,
+            worktree=self.workspace.worktree,
+            brief=self.brief,
+            scope=tuple(self.scope.globs),
+            scope_files=tuple(self.workspace.scope_files()),
+            metric_name=self.config.metric.name,
+            direction=self.config.metric.direction,
+            champion_metric=state.champion_metric,
+            baseline_metric=state.baseline_metric,
+            history=tuple(state.history),
+            state_dir=self.run_dir / "proposer",
+            log_dir=Path(experiment.log_dir),
+        )
+
+    def _save_diff(self, proposal: Proposal, paths: list[str], log_dir: Path) -> None:
+        diff_file = log_dir / "proposal.diff"
+        if proposal.patch is not None:
+            diff_file.write_text(proposal.patch, errors="surrogateescape")
+        else:
+            diff_file.write_text(self.workspace.diff(paths), errors="surrogateescape")
+
+    def _run_metric(self, log_dir: Path, interrupts: _Interrupts) -> CommandResult:
+        metric = self.config.metric
+        job = Job(
+            worktree=self.workspace.worktree,
+            commands=(CommandSpec("metric", metric.command, self.config.metric_timeout()),),
+            log_dir=log_dir,
+        )
+        (result,) = self.executor.measure(job, should_abandon=lambda: interrupts.abandon)
+        return result
+
+    def _read_metric(self, result: CommandResult) -> tuple[float | None, Decision | None]:
+        """The metric's value, or the decision that there is none (crash, timeout, invalid)."""
+        if result.interrupted:
+            return None, Decision(Verdict.ABANDONED, "abandoned (Ctrl-C) during measurement")
+        if result.timed_out:
+            return None, Decision(Verdict.TIMEOUT, f"the metric command ran past its timeout ({result.seconds:.1f}s)")
+        if not result.ok:
+            return None, Decision(Verdict.CRASH, f"the metric command exited with {result.exit_code}")
+        try:
+            return parse_number(result.read(self.config.metric.stream), self.config.metric), None
+        except MetricParseError as exc:
+            return None, Decision(Verdict.INVALID, f"no metric: {exc}")
+
+    def _run_guards(self, log_dir: Path, champion_guards: dict[str, float], interrupts: _Interrupts) -> list[GuardResult]:
+        guards = self.config.guards
+        if not guards:
+            return []
+        job = Job(
+            worktree=self.workspace.worktree,
+            commands=tuple(
+                CommandSpec(f"guard-{guard.name}", guard.command, guard.timeout or self.config.budget.experiment_timeout)
+                for guard in guards
+            ),
+            log_dir=log_dir,
+            stop_on_failure=True,
+        )
+        results = self.executor.measure(job, should_abandon=lambda: interrupts.abandon)
+        return [
+            evaluate_guard(guard, results[i] if i < len(results) else None, champion_guards.get(guard.name))
+            for i, guard in enumerate(guards)
+        ]
+
+    def _measure_and_decide(self, experiment: Experiment, state: _State, log_dir: Path, interrupts: _Interrupts) -> Decision:
+        result = self._run_metric(log_dir, interrupts)
+        experiment.memory_gb = _gb(result.max_rss_bytes)
+        experiment.output_tail = result.tail()
+        value, failure = self._read_metric(result)
+        experiment.metric = value
+        tampered = self.workspace.tampered_harness()
+        if tampered:
+            return Decision(Verdict.TAMPERED, f"harness changed during measurement: {', '.join(tampered)}")
+        if failure is not None:
+            return failure
+        assert value is not None
+        decision = self.policy.would_keep(state.champion_metric, value)
+        if decision.verdict is not Verdict.KEEP:
+            return decision
+        # Guards cost time (a test suite): only would-be keeps pay for them.
+        experiment.guards = self._run_guards(log_dir, state.champion_guards, interrupts)
+        if interrupts.abandon:
+            return Decision(Verdict.ABANDONED, "abandoned (Ctrl-C) during the guards")
+        tampered = self.workspace.tampered_harness()
+        if tampered:
+            return Decision(Verdict.TAMPERED, f"harness changed during the guards: {', '.join(tampered)}")
+        return self.policy.decide(state.champion_metric, value, experiment.guards)
+
+    def _keep(self, ledger: Ledger, experiment: Experiment, decision: Decision, paths: list[str], state: _State) -> Experiment:
+        experiment.verdict = decision.verdict
+        experiment.reason = decision.reason
+        experiment.state = "committing"  # the verdict is on disk before the commit exists
+        experiment.ended = time.time()
+        ledger.update(experiment)
+        experiment.commit = self.workspace.keep(paths, self._commit_message(experiment, state))
+        experiment.state = "done"
+        ledger.update(experiment)
+        return experiment
+
+    def _commit_message(self, experiment: Experiment, state: _State) -> str:
+        metric = self.config.metric.name
+        assert experiment.metric is not None
+        change = ""
+        if state.champion_metric:
+            change = f" ({(experiment.metric - state.champion_metric) / abs(state.champion_metric):+.2%})"
+        title = " ".join(experiment.hypothesis.split())[:200] or f"experiment {experiment.id}"
+        return (
+            f"{title}\n\n"
+            f"{metric}: {experiment.metric:.6g}, was {state.champion_metric:.6g}{change}\n\n"
+            f"Ratchet-Run: {self.run_name}\n{EXPERIMENT_TRAILER}: {experiment.id}\n"
+        )
+
+    def _finish(self, ledger: Ledger, experiment: Experiment, decision: Decision) -> Experiment:
+        experiment.verdict = decision.verdict
+        experiment.reason = decision.reason
+        experiment.state = "done"
+        experiment.ended = time.time()
+        if decision.verdict in (Verdict.TAMPERED, Verdict.ABANDONED):
+            # A discarded candidate's metric is real and worth keeping; a tampered or
+            # abandoned one's is not to be trusted or compared.
+            experiment.metric = None
+        ledger.update(experiment)
+        self.workspace.discard()
+        return experiment
+
+    # ------------------------------------------------------------ end
+
+    def _summary(self, ledger: Ledger, info: RunInfo, stop_reason: str) -> RunSummary:
+        experiments = ledger.experiments(self.run_name)
+        counts: dict[str, int] = {}
+        for e in experiments:
+            if e.verdict:
+                counts[e.verdict.value] = counts.get(e.verdict.value, 0) + 1
+        baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
+        champion = next((e.metric for e in reversed(experiments) if e.verdict in (Verdict.KEEP, Verdict.BASELINE)), None)
+        return RunSummary(
+            run=self.run_name,
+            branch=self.workspace.branch,
+            stop_reason=stop_reason,
+            baseline_metric=baseline,
+            champion_metric=champion,
+            champion_commit=self.workspace.champion(),
+            counts=counts,
+        )
+
+
+def _gb(rss: int | None) -> float | None:
+    return None if rss is None else rss / 1024**3
+
+
+__all__ = ["Loop", "RunError", "RunSummary", "run_lock"]

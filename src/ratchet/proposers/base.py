@@ -1,0 +1,104 @@
+"""The proposer interface: what every kind of proposer (optuna, command, later llm/agent) implements.
+
+A proposer is untrusted. It sees the champion's checkout and the history, and answers with a
+:class:`Proposal`. The workspace, not the proposer, decides whether the proposal stays inside the
+scope; the harness, not the proposer, measures it.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ratchet.experiment import Experiment, Verdict
+
+
+class ProposerError(Exception):
+    """The proposer could not produce a proposal (it crashed, timed out, or had nothing to say).
+
+    The loop records this as an ``invalid`` experiment with the message as its reason; it does
+    not stop the run.
+    """
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A change to the champion and the one-line hypothesis behind it.
+
+    Exactly one form is used:
+
+    - ``edits``: path (relative to the repository root) -> new text, or ``None`` to delete;
+    - ``patch``: a unified diff as ``git diff`` writes it;
+    - ``in_place``: the proposer already edited the candidate worktree (a command or agent CLI).
+    """
+
+    hypothesis: str
+    edits: Mapping[str, str | None] = field(default_factory=dict)
+    patch: str | None = None
+    in_place: bool = False
+    # Anything the proposer wants to find again in the ledger (e.g. an Optuna trial number).
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        forms = sum([bool(self.edits), self.patch is not None, self.in_place])
+        if forms != 1:
+            raise ValueError("a Proposal has exactly one of edits, patch or in_place")
+
+
+@dataclass(frozen=True)
+class ProposalContext:
+    """What a proposer may know when it proposes."""
+
+    run: str
+    iteration: int  # experiment id about to be made
+    worktree: Path  # the candidate checkout, at the champion, clean
+    brief: str  # the contents of program.md
+    scope: tuple[str, ...]  # mutable globs
+    scope_files: tuple[str, ...]  # files at the champion that the scope matches
+    metric_name: str
+    direction: str  # "minimize" | "maximize"
+    champion_metric: float | None
+    baseline_metric: float | None
+    history: tuple[Experiment, ...]  # earlier experiments of this run, oldest first
+    state_dir: Path  # a private folder for the proposer's own state (persists across resume)
+    log_dir: Path  # this experiment's log folder
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the loop tells a proposer once its proposal has a verdict."""
+
+    experiment_id: int
+    verdict: Verdict
+    metric: float | None
+    proposal: Proposal | None
+
+
+class Proposer(abc.ABC):
+    """Base class of every proposer kind. Subclasses live one per module in this package."""
+
+    #: the ``[proposer] kind`` this class implements
+    kind: str = ""
+
+    @abc.abstractmethod
+    def propose(self, context: ProposalContext) -> Proposal:
+        """Return the next proposal, or raise :class:`ProposerError`."""
+
+    def observe(self, outcome: Outcome) -> None:  # noqa: B027 - optional hook
+        """Learn from a verdict (a sampler updates its model). Default: nothing."""
+
+    def resume(self, history: tuple[Experiment, ...], state_dir: Path) -> None:  # noqa: B027
+        """Called once before the first proposal of a session, with the ledger so far.
+
+        A proposer with persistent state repairs it here after a crash (e.g. an Optuna trial
+        asked but never told).
+        """
+
+    def close(self) -> None:  # noqa: B027
+        """Release resources at the end of a session."""
+
+
+def describe(meta: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in meta.items())

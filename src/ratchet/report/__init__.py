@@ -1,0 +1,1 @@
+"""How a run is shown: the terminal view (HTML report and dashboard come later)."""

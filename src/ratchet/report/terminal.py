@@ -1,0 +1,190 @@
+"""The terminal view of ``ratchet run``: one line per experiment, and a live panel on a TTY."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ratchet.budget import Budget, Progress, hms
+from ratchet.experiment import Experiment, Verdict
+
+if TYPE_CHECKING:
+    from ratchet.config import Config
+    from ratchet.ledger import RunInfo
+    from ratchet.loop import RunSummary
+
+VERDICT_STYLE = {
+    Verdict.BASELINE: "bold cyan",
+    Verdict.KEEP: "bold green",
+    Verdict.DISCARD: "yellow",
+    Verdict.CRASH: "red",
+    Verdict.TIMEOUT: "red",
+    Verdict.INVALID: "magenta",
+    Verdict.TAMPERED: "bold white on red",
+    Verdict.ABANDONED: "dim",
+}
+
+
+def format_metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def format_change(reference: float | None, value: float | None) -> str:
+    if reference is None or value is None or reference == 0:
+        return ""
+    return f"{(value - reference) / abs(reference):+.2%}"
+
+
+class Display:
+    """What the loop reports while it runs. This base prints plain lines."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+        self.metric_name = "metric"
+        self.baseline: float | None = None
+        self.started = time.monotonic()
+        self.finished_this_session = 0
+
+    def start(self, info: "RunInfo", config: "Config", resumed: bool) -> None:
+        self.metric_name = info.metric_name
+        verb = "Resuming" if resumed else "Starting"
+        self.console.print(
+            f"{verb} run [bold]{info.name}[/] on branch [bold]{info.branch}[/] "
+            f"({info.metric_name}, {info.direction}; proposer {config.proposer.kind})"
+        )
+
+    def experiment_started(self, experiment: Experiment) -> None:
+        pass
+
+    def experiment_done(self, experiment: Experiment) -> None:
+        assert experiment.verdict is not None
+        if experiment.verdict is Verdict.BASELINE:
+            self.baseline = experiment.metric
+        else:
+            self.finished_this_session += 1
+        style = VERDICT_STYLE.get(experiment.verdict, "")
+        change = format_change(self.baseline, experiment.metric) if experiment.verdict is not Verdict.BASELINE else ""
+        line = Text.assemble(
+            (f"#{experiment.id:<4}", "bold"),
+            (f"{experiment.verdict.value:<9}", style),
+            f" {self.metric_name}={format_metric(experiment.metric)}",
+            (f" ({change} vs baseline)" if change else "", "dim"),
+            f"  {' '.join(experiment.hypothesis.split())[:90]}",
+        )
+        self.console.print(line)
+        if experiment.verdict not in (Verdict.KEEP, Verdict.DISCARD, Verdict.BASELINE) and experiment.reason:
+            self.console.print(Text(f"      {experiment.reason}", style="dim"))
+
+    def progress(self, progress: Progress, budget: Budget, baseline: float | None, champion: float | None) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def warning(self, text: str) -> None:
+        self.console.print(Text(f"warning: {text}", style="yellow"))
+
+    def alarm(self, text: str) -> None:
+        self.console.print(Text(f"!!! {text} !!!", style="bold white on red"))
+
+    def finish(self, summary: "RunSummary") -> None:
+        counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(summary.counts.items()))
+        change = format_change(summary.baseline_metric, summary.champion_metric)
+        self.console.print(f"Stopped: {summary.stop_reason}.")
+        self.console.print(
+            f"Champion {self.metric_name}={format_metric(summary.champion_metric)} "
+            f"(baseline {format_metric(summary.baseline_metric)}{', ' + change if change else ''}) "
+            f"at {summary.champion_commit[:7]} on {summary.branch}. Experiments: {counts}."
+        )
+
+    def close(self) -> None:
+        pass
+
+
+PlainDisplay = Display
+
+
+class LiveDisplay(Display):
+    """Plain lines scroll above a live panel: iteration, best vs baseline, counts, budget, ETA."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        super().__init__(console)
+        self.live = Live(console=self.console, auto_refresh=True, refresh_per_second=4, transient=True)
+        self.counts: dict[Verdict, int] = {}
+        self.current: Experiment | None = None
+        self.current_started = 0.0
+        self.progress_state: tuple[Progress, Budget, float | None, float | None] | None = None
+        self.live.start()
+        self.live.update(self, refresh=False)
+
+    def experiment_started(self, experiment: Experiment) -> None:
+        self.current = experiment
+        self.current_started = time.monotonic()
+
+    def experiment_done(self, experiment: Experiment) -> None:
+        assert experiment.verdict is not None
+        self.counts[experiment.verdict] = self.counts.get(experiment.verdict, 0) + 1
+        self.current = None
+        super().experiment_done(experiment)
+
+    def progress(self, progress: Progress, budget: Budget, baseline: float | None, champion: float | None) -> None:
+        self.progress_state = (progress, budget, baseline, champion)
+
+    def __rich__(self) -> Panel:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="dim")
+        table.add_column()
+        if self.progress_state is not None:
+            progress, budget, baseline, champion = self.progress_state
+            total = "" if budget.iterations is None else f"/{budget.iterations}"
+            table.add_row("iteration", f"{progress.measured}{total}")
+            change = format_change(baseline, champion)
+            table.add_row("best", f"{format_metric(champion)}  (baseline {format_metric(baseline)}{', ' + change if change else ''})")
+            left = []
+            if (n := budget.iterations_left(progress)) is not None:
+                left.append(f"{n} experiments")
+            if (w := budget.wall_left(progress)) is not None:
+                left.append(hms(w))
+            table.add_row("budget left", ", ".join(left) or "unbounded")
+            eta = self._eta(budget, progress)
+            if eta is not None:
+                table.add_row("ETA", hms(eta))
+        counts = "  ".join(
+            f"[{VERDICT_STYLE[v]}]{v.value}[/] {n}" for v, n in self.counts.items() if v is not Verdict.BASELINE
+        )
+        table.add_row("verdicts", counts or "-")
+        if self.current is not None:
+            elapsed = time.monotonic() - self.current_started
+            table.add_row("running", f"#{self.current.id} for {elapsed:.0f}s")
+        return Panel(Group(table), title="ratchet", expand=False)
+
+    def _eta(self, budget: Budget, progress: Progress) -> float | None:
+        if not self.finished_this_session:
+            return None
+        per_experiment = (time.monotonic() - self.started) / self.finished_this_session
+        estimates = []
+        if (n := budget.iterations_left(progress)) is not None:
+            estimates.append(n * per_experiment)
+        if (w := budget.wall_left(progress)) is not None:
+            estimates.append(w)
+        return min(estimates) if estimates else None
+
+    def finish(self, summary: "RunSummary") -> None:
+        self.close()
+        super().finish(summary)
+
+    def close(self) -> None:
+        if self.live.is_started:
+            self.live.stop()
+
+
+def make_display(console: Console | None = None) -> Display:
+    """A live panel on a terminal; plain lines anywhere else (CI, pipes, tests)."""
+    console = console or Console(highlight=False)
+    return LiveDisplay(console) if console.is_terminal else Display(console)
