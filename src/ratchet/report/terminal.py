@@ -82,7 +82,7 @@ class Display:
             self.console.print(Text(f"      {experiment.reason}", style="dim"))
 
     def progress(self, progress: Progress, budget: Budget, baseline: float | None, champion: float | None) -> None:
-        pass
+        self.baseline = baseline
 
     def message(self, text: str) -> None:
         self.console.print(text)
@@ -134,6 +134,7 @@ class LiveDisplay(Display):
         super().experiment_done(experiment)
 
     def progress(self, progress: Progress, budget: Budget, baseline: float | None, champion: float | None) -> None:
+        super().progress(progress, budget, baseline, champion)
         self.progress_state = (progress, budget, baseline, champion)
 
     def __rich__(self) -> Panel:

@@ -1,0 +1,107 @@
+"""Shared fixtures: real git repositories in temporary folders, the real CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test User",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test User",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def sh(cwd: Path, *args: str) -> str:
+    return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True, env={**os.environ, **GIT_ENV}).stdout
+
+
+def make_repo(root: Path, files: dict[str, str], config: str | None = None) -> Path:
+    """A git repository with ``files`` (and ratchet.toml) committed on branch main."""
+    root.mkdir(parents=True, exist_ok=True)
+    sh(root, "git", "init", "-q", "--initial-branch=main")
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+    if config is not None:
+        (root / "ratchet.toml").write_text(textwrap.dedent(config))
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "initial")
+    return root
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    """What the user sees of their checkout: branch, HEAD, index, status, working files."""
+    files = {}
+    for path in sorted(repo.rglob("*")):
+        rel = path.relative_to(repo)
+        if rel.parts[0] in (".git", ".ratchet") or not path.is_file():
+            continue
+        files[str(rel)] = path.read_text(errors="replace")
+    return {
+        "branch": sh(repo, "git", "symbolic-ref", "HEAD"),
+        "head": sh(repo, "git", "rev-parse", "HEAD"),
+        "index": sh(repo, "git", "ls-files", "-s"),
+        "status": "".join(
+            line for line in sh(repo, "git", "status", "--porcelain", "--ignored").splitlines(True) if ".ratchet/" not in line
+        ),
+        "files": repr(files),
+    }
+
+
+def run_cli(cwd: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ratchet", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+# A target whose metric is the number in value.txt: proposals write numbers, the harness reads them.
+NUMBER_TARGET = {
+    "value.txt": "10\n",
+    "bench.py": """\
+        import pathlib
+        print("metric:", float(pathlib.Path("value.txt").read_text()))
+    """,
+    "program.md": "Make the number small.\n",
+}
+
+NUMBER_CONFIG = r"""
+    [run]
+    name = "t"
+    [scope]
+    mutable = ["value.txt", "src/**"]
+    harness = ["bench.py"]
+    [metric]
+    name = "number"
+    command = "{python} bench.py"
+    regex = 'metric: (\S+)'
+    direction = "minimize"
+    timeout = "20s"
+    [budget]
+    iterations = 5
+    [proposer]
+    kind = "command"
+    command = "true"
+"""
+
+
+@pytest.fixture
+def number_repo(tmp_path: Path) -> Callable[..., Path]:
+    def make(config: str = NUMBER_CONFIG, files: dict[str, str] | None = None, name: str = "repo") -> Path:
+        merged = {**NUMBER_TARGET, **(files or {})}
+        return make_repo(tmp_path / name, merged, config.replace("{python}", sys.executable))
+
+    return make
