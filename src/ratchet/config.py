@@ -363,6 +363,7 @@ def _location(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
     """Turn pydantic's location into the dotted path a user would write, e.g. ``guards[1].command``."""
     parts: list[str] = []
     node: Any = data
+    tag_skipped_for: Any = None
     for item in loc:
         if isinstance(item, int):
             if parts:
@@ -373,7 +374,8 @@ def _location(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
             continue
         key = str(item)
         # Discriminated unions add the tag ("optuna") as a location step; it is not a key.
-        if isinstance(node, dict) and key not in node and node.get("kind") == key:
+        if isinstance(node, dict) and node.get("kind") == key and tag_skipped_for is not node:
+            tag_skipped_for = node
             continue
         parts.append(key)
         node = node.get(key) if isinstance(node, dict) else None
@@ -390,9 +392,10 @@ def format_validation_error(path: Path | str, error: ValidationError, data: dict
     elif kind == "extra_forbidden":
         message = "is not a known setting"
     elif kind == "union_tag_invalid":
-        message = f"unknown kind {first.get('input')!r}; expected one of: optuna, command"
+        tag = first.get("ctx", {}).get("tag")
+        message = f"unknown kind {tag!r}; expected one of: {first.get('ctx', {}).get('expected_tags', 'optuna, command')}"
     elif kind == "union_tag_not_found":
-        message = "needs a kind (optuna or command)"
+        message = f"needs a kind ({first.get('ctx', {}).get('expected_tags', 'optuna, command')})"
     elif message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     elif "input" in first and kind not in ("model_type",):

@@ -1,0 +1,118 @@
+"""ratchet.toml: parsing, defaults, and one-line errors for every kind of mistake."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from conftest import make_repo, run_cli
+
+from ratchet.config import ConfigError, Effect, ParamSpec, parse_config, parse_duration
+
+MINIMAL = """
+[scope]
+mutable = ["src/**"]
+[metric]
+command = "python3 bench.py"
+direction = "minimize"
+[proposer]
+kind = "command"
+command = "true"
+"""
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90s", 90), ("5m", 300), ("2h", 7200), ("1.5h", 5400), ("250ms", 0.25), (30, 30), ("1d", 86400), (" 10 s ", 10)],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["5 minutes", "-1s", "0s", "", "h", True])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_minimal_config_defaults():
+    config = parse_config(MINIMAL)
+    assert config.run.name == "main"
+    assert config.metric.parser_kind == "last_number"
+    assert config.verdict.min_effect == Effect(value=0.0, relative=False)
+    assert config.budget.experiment_timeout == 600
+    assert config.metric_timeout() == 600
+    assert config.budget.max_consecutive_crashes == 5
+
+
+def test_effects_and_param_specs():
+    config = parse_config(MINIMAL + '[verdict]\nmin_effect = "2.5%"\n')
+    assert config.verdict.min_effect.amount(200.0) == 5.0
+    assert parse_config(MINIMAL + "[verdict]\nmin_effect = 0.1\n").verdict.min_effect.amount(200.0) == 0.1
+    assert ParamSpec.parse("log 1e-4..1e-1") == ParamSpec(kind="float", low=1e-4, high=0.1, log=True)
+    assert ParamSpec.parse("int 1..8").kind == "int"
+    assert ParamSpec.parse("0..1 step 0.1").step == 0.1
+    assert ParamSpec.parse("choice relu, gelu, 3").choices == ("relu", "gelu", 3)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t.replace('direction = "minimize"', 'direction = "down"'), "metric.direction: input should be 'minimize' or 'maximize'"),
+        (lambda t: t.replace('command = "python3 bench.py"\n', ""), "metric.command: is required"),
+        (lambda t: t + "[budget]\nwall = \"5 minutes\"\n", "budget.wall: expected a duration"),
+        (lambda t: t + "[budget]\niterations = -3\n", "budget.iterations: input should be greater than or equal to 0"),
+        (lambda t: t + "[budget]\niteration = 3\n", "budget.iteration: is not a known setting"),
+        (lambda t: t.replace('kind = "command"', 'kind = "magic"'), "proposer: unknown kind 'magic'"),
+        (lambda t: t.replace('mutable = ["src/**"]', 'mutable = ["../x"]'), "scope.mutable: '../x' must be relative"),
+        (lambda t: t.replace('mutable = ["src/**"]', "mutable = []"), "scope.mutable: list should have at least 1 item"),
+        (lambda t: t + "[verdict]\nmin_effect = \"lots\"\n", "verdict.min_effect: expected a number or a percentage"),
+        (lambda t: t.replace("[metric]", "[metric]\nregex = 'no group'"), "metric.regex: the regex needs a group"),
+        (lambda t: t.replace("[metric]", "[metric]\nregex = '(x'"), "metric.regex: invalid regular expression"),
+        (lambda t: t.replace("[metric]", "[metric]\nregex = '(x)'\njson = \"k\""), "metric: choose one of regex, json and last_number"),
+        (lambda t: t + '[[guards]]\nname = "a"\n', "guards[0].command: is required"),
+        (lambda t: t.replace("[scope]", '[run]\nname = "bad name"\n[scope]'), "run.name: 'bad name' is not a usable run name"),
+        (lambda t: t.replace('command = "true"', 'command = "true"\ntimeout = "soon"'), "proposer.timeout: expected a duration"),
+        (lambda t: t + "[proposer.x", "invalid TOML"),
+        (lambda t: t.replace('kind = "command"\ncommand = "true"', 'kind = "optuna"\n[[proposer.params]]\nfile = "p.toml"\nkey = "lr"\nrange = "1..0"'),
+         "proposer.params[0].range: '1..0': the low bound must be below the high bound"),
+    ],
+)
+def test_bad_configs_give_one_line(change, message):
+    with pytest.raises(ConfigError) as info:
+        parse_config(change(MINIMAL), "ratchet.toml")
+    text = str(info.value)
+    assert text.startswith("ratchet.toml: ")
+    assert message in text
+    assert "\n" not in text
+
+
+def test_bad_config_from_cli_exit_2_without_traceback(tmp_path: Path):
+    repo = make_repo(tmp_path / "r", {"src/a.py": "x = 1\n"}, MINIMAL.replace('"minimize"', '"sideways"'))
+    result = run_cli(repo, "run")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "ratchet.toml: metric.direction:" in lines[0]
+
+
+def test_missing_config_and_not_a_repository(tmp_path: Path):
+    repo = make_repo(tmp_path / "r", {"a.txt": "1\n"})
+    result = run_cli(repo, "run")
+    assert result.returncode == 2 and "not found; run `ratchet init`" in result.stderr
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    result = run_cli(outside, "run")
+    assert result.returncode == 1 and "not inside a git repository" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_init_template_parses_and_explains_every_field(tmp_path: Path):
+    text = (resources.files("ratchet") / "templates" / "ratchet.toml").read_text().replace("{run_name}", "x")
+    config = parse_config(text)
+    assert config.proposer.kind == "optuna"
+    for field in ("mutable", "harness", "command", "direction", "regex", "json", "last_number", "timeout", "min_effect",
+                  "iterations", "wall", "experiment_timeout", "target", "max_consecutive_crashes", "max_regression", "kind"):
+        assert f"{field}" in text

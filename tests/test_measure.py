@@ -1,0 +1,117 @@
+"""Running a measurement command: timeouts kill the whole group; numbers parse or fail clearly."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ratchet.config import Parser
+from ratchet.measure import MetricParseError, parse_number, run_command
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; it only waits for its parent (init, here) to reap it.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_hanging_command_and_its_children_killed_within_timeout(tmp_path: Path):
+    pids = tmp_path / "pids"
+    # A shell that starts a background child and a grandchild, records their pids, then hangs.
+    command = (
+        f"sleep 300 & echo $! >> {pids}; "
+        f"sh -c 'sleep 300 & echo $! >> {pids}; wait' & echo $! >> {pids}; "
+        f"echo $$ >> {pids}; sleep 300"
+    )
+    started = time.monotonic()
+    result = run_command(command, cwd=tmp_path, timeout=1.0, log_prefix=tmp_path / "log" / "metric")
+    elapsed = time.monotonic() - started
+    assert result.timed_out and result.exit_code is None
+    assert elapsed < 1.0 + 2.0
+    recorded = [int(line) for line in pids.read_text().split()]
+    assert len(recorded) == 4
+    deadline = time.monotonic() + 2.0
+    while any(_alive(pid) for pid in recorded) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in recorded if _alive(pid)]
+
+
+def test_command_ignoring_sigterm_is_killed(tmp_path: Path):
+    started = time.monotonic()
+    result = run_command("trap '' TERM; sleep 300", cwd=tmp_path, timeout=0.5, log_prefix=tmp_path / "m")
+    assert result.timed_out
+    assert time.monotonic() - started < 0.5 + 2.0
+
+
+def test_background_leftovers_killed_after_normal_exit(tmp_path: Path):
+    pid_file = tmp_path / "pid"
+    result = run_command(f"sleep 300 & echo $! > {pid_file}; echo done", cwd=tmp_path, timeout=10, log_prefix=tmp_path / "m")
+    assert result.ok and result.read() == "done\n"
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 2.0
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_output_goes_to_log_files_and_tail(tmp_path: Path):
+    result = run_command("echo out; echo err >&2; exit 4", cwd=tmp_path, timeout=10, log_prefix=tmp_path / "x" / "metric")
+    assert result.exit_code == 4 and not result.timed_out
+    assert (tmp_path / "x" / "metric.stdout").read_text() == "out\n"
+    assert (tmp_path / "x" / "metric.stderr").read_text() == "err\n"
+    assert "--- stdout ---\nout" in result.tail() and "--- stderr ---\nerr" in result.tail()
+    assert result.max_rss_bytes and result.max_rss_bytes > 0
+
+
+def test_large_output_does_not_block(tmp_path: Path):
+    result = run_command("head -c 5000000 /dev/zero | tr '\\0' x; echo; echo 42", cwd=tmp_path, timeout=30, log_prefix=tmp_path / "m")
+    assert result.ok
+    assert result.tail(100).endswith("42")
+
+
+@pytest.mark.parametrize(
+    "output, parser, expected",
+    [
+        ("loss: 0.5\nloss: 0.25\n", Parser(regex=r"loss: ([0-9.]+)"), 0.25),
+        ('{"a": {"b": 3.5}}', Parser(json="a.b"), 3.5),
+        ('noise\n{"score": 7}\n{"other": 1}\n', Parser(json="score"), 7.0),
+        ("epoch 3 step 100 val 1.5e-3\n", Parser(), 1.5e-3),
+        ("result -4\n", Parser(last_number=True), -4.0),
+    ],
+)
+def test_parse_number(output, parser, expected):
+    assert parse_number(output, parser) == expected
+
+
+@pytest.mark.parametrize(
+    "output, parser, message",
+    [
+        ("loss: nan", Parser(regex=r"loss: (\S+)"), "not a finite number"),
+        ("value inf", Parser(), "not a finite number"),
+        ("nothing", Parser(), "no number"),
+        ('{"score": "high"}', Parser(json="score"), "not a number"),
+        ('{"score": true}', Parser(json="score"), "not a number"),
+        ("{}", Parser(json="score"), "has the key"),
+        ("x", Parser(regex=r"loss: (\S+)"), "matched nothing"),
+    ],
+)
+def test_parse_number_failures(output, parser, message):
+    with pytest.raises(MetricParseError, match=message):
+        parse_number(output, parser)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, width=64))
+def test_last_number_round_trips_any_float(value: float):
+    assert parse_number(f"metric {value!r} done\n", Parser()) == value
