@@ -1,0 +1,153 @@
+"""The command line, as a user runs it: real subprocesses in real repositories."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import NUMBER_CONFIG, make_repo, run_cli, sh, snapshot
+
+LOG_FIELDS = {"id", "verdict", "metric", "commit", "hypothesis"}
+
+
+def test_demo_must_show(tmp_path: Path):
+    """`ratchet demo --dir D --iterations 12`: a keep on ratchet/*, D's branch unchanged, a full log."""
+    target = tmp_path / "D"
+    result = run_cli(tmp_path, "demo", "--dir", str(target), "--iterations", "12", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Results:" in result.stdout
+    assert sh(target, "git", "symbolic-ref", "--short", "HEAD").strip() == "main"
+    assert sh(target, "git", "status", "--porcelain") == ""
+    assert sh(target, "git", "rev-list", "--count", "main").strip() == "1"
+    branches = sh(target, "git", "branch", "--list", "ratchet/*").split()
+    assert "ratchet/demo" in branches
+
+    log = run_cli(target, "log", "--json")
+    assert log.returncode == 0
+    entries = json.loads(log.stdout)
+    assert [e["id"] for e in entries] == list(range(13))
+    assert all(LOG_FIELDS <= set(e) for e in entries)
+    keeps = [e for e in entries if e["verdict"] == "keep"]
+    assert keeps, "the demo should keep at least one experiment"
+    tip = sh(target, "git", "rev-parse", "ratchet/demo").strip()
+    assert keeps[-1]["commit"] == tip
+    for keep in keeps:
+        assert sh(target, "git", "merge-base", "--is-ancestor", keep["commit"], "ratchet/demo") == ""
+
+    again = run_cli(tmp_path, "demo", "--dir", str(target))
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_init_then_run_status_show_export(tmp_path: Path):
+    repo = make_repo(tmp_path / "r", {"value.txt": "10\n", "bench.py": "print('metric:', float(open('value.txt').read()))\n"})
+    result = run_cli(repo, "init")
+    assert result.returncode == 0, result.stderr
+    assert (repo / "ratchet.toml").exists() and (repo / "program.md").exists()
+    assert "/.ratchet/" in (repo / ".git" / "info" / "exclude").read_text()
+    again = run_cli(repo, "init")
+    assert again.returncode == 1 and "--force" in again.stderr
+
+    config = NUMBER_CONFIG.replace("{python}", sys.executable).replace(
+        'command = "true"', f"command = \"{sys.executable} -c \\\"open('value.txt','w').write('4')\\\"; echo halve it\""
+    )
+    (repo / "ratchet.toml").write_text(config)
+    before = snapshot(repo)
+    run = run_cli(repo, "run", "--iterations", "2")
+    assert run.returncode == 0, run.stderr
+    assert "Stopped: iteration budget spent (2/2)" in run.stdout
+    assert snapshot(repo) == before
+
+    status = json.loads(run_cli(repo, "status", "--json").stdout)
+    assert status["run"] == "t" and status["baseline"] == 10.0 and status["champion"] == 4.0
+    assert status["counts"] == {"baseline": 1, "keep": 1, "invalid": 1}  # the second proposal changes nothing
+    assert status["active"] is False
+    plain = run_cli(repo, "status")
+    assert "champion 4" in plain.stdout and "-60.00%" in plain.stdout
+
+    show = run_cli(repo, "show", "1")
+    assert show.returncode == 0
+    assert "halve it" in show.stdout and "-10" in show.stdout and "+4" in show.stdout
+    shown = json.loads(run_cli(repo, "show", "2", "--json").stdout)
+    assert shown["verdict"] == "invalid" and "changes nothing" in shown["reason"]
+    missing = run_cli(repo, "show", "99")
+    assert missing.returncode == 1 and "no experiment 99" in missing.stderr
+
+    export = run_cli(repo, "export", "-o", "out.tsv")
+    assert export.returncode == 0
+    rows = list(csv.reader(io.StringIO((repo / "out.tsv").read_text()), delimiter="\t"))
+    assert rows[0][:5] == ["commit", "number", "memory_gb", "status", "description"]
+    assert [row[3] for row in rows[1:]] == ["keep", "keep", "discard"]
+    assert rows[2][0] == status["champion_commit"][:7]
+
+    table = run_cli(repo, "log")
+    assert "halve it" in table.stdout and "baseline" in table.stdout
+
+
+def test_commands_without_a_run(tmp_path: Path):
+    repo = make_repo(tmp_path / "r", {"a.txt": "1\n"})
+    for command in (["status"], ["log"], ["show", "0"], ["export"]):
+        result = run_cli(repo, *command)
+        assert result.returncode == 1
+        assert "no run has started here yet" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_finishes_experiment_in_flight(number_repo, tmp_path: Path):
+    marker = tmp_path / "measuring"
+    bench = f"""\
+        import pathlib, time
+        if pathlib.Path("value.txt").read_text().strip() != "10":
+            pathlib.Path({str(marker)!r}).write_text("x")
+            time.sleep(1.5)
+        print("metric:", float(pathlib.Path("value.txt").read_text()))
+    """
+    config = NUMBER_CONFIG.replace("iterations = 5", "iterations = 100").replace(
+        'command = "true"', f"command = \"{sys.executable} -c \\\"open('value.txt','w').write('5')\\\"\""
+    )
+    repo = number_repo(config, files={"bench.py": bench})
+    proc = subprocess.Popen([sys.executable, "-m", "ratchet", "run"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Stopping after the experiment in flight" in out
+    assert "Stopped: interrupted" in out
+    entries = json.loads(run_cli(repo, "log", "--json").stdout)
+    assert [e["verdict"] for e in entries] == ["baseline", "keep"]  # finished and recorded, then stopped
+
+
+def test_second_ctrl_c_abandons_experiment_in_flight(number_repo, tmp_path: Path):
+    marker = tmp_path / "measuring"
+    bench = f"""\
+        import pathlib, time
+        if pathlib.Path("value.txt").read_text().strip() != "10":
+            pathlib.Path({str(marker)!r}).write_text("x")
+            time.sleep(120)
+        print("metric:", float(pathlib.Path("value.txt").read_text()))
+    """
+    config = NUMBER_CONFIG.replace('timeout = "20s"', 'timeout = "5m"').replace(
+        'command = "true"', f"command = \"{sys.executable} -c \\\"open('value.txt','w').write('5')\\\"\""
+    )
+    repo = number_repo(config, files={"bench.py": bench})
+    proc = subprocess.Popen([sys.executable, "-m", "ratchet", "run"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Abandoning the experiment in flight" in out
+    entries = json.loads(run_cli(repo, "log", "--json").stdout)
+    assert [e["verdict"] for e in entries] == ["baseline", "abandoned"]
+    assert sh(repo / ".ratchet" / "worktrees" / "t", "git", "status", "--porcelain") == ""
