@@ -119,8 +119,8 @@ def test_death_between_commit_and_ledger_is_repaired_as_keep(number_repo):
     loop = _loop(repo, [_number(8)])
     real_keep = loop.workspace.keep
 
-    def keep_then_die(paths, message):
-        real_keep(paths, message)
+    def keep_then_die(*args):
+        real_keep(*args)
         raise KeyboardInterrupt  # the process dies right after git commit
 
     loop.workspace.keep = keep_then_die  # type: ignore[method-assign]
@@ -141,7 +141,7 @@ def test_death_before_commit_is_repaired_as_abandoned(number_repo):
     repo = number_repo()
     loop = _loop(repo, [_number(8)])
 
-    def die(paths, message):
+    def die(*args):
         raise KeyboardInterrupt  # the process dies after the verdict, before git commit
 
     loop.workspace.keep = die  # type: ignore[method-assign]

@@ -274,8 +274,10 @@ class ParamSpec(BaseModel):
         if log and step is not None:
             raise ValueError(f"{text!r}: a log range cannot have a step")
         kind: Literal["float", "int"] = "int" if "int" in flags else "float"
-        if kind == "int" and (low != int(low) or high != int(high)):
-            raise ValueError(f"{text!r}: an int range needs integer bounds")
+        if kind == "int" and (low != int(low) or high != int(high) or (step is not None and step != int(step))):
+            raise ValueError(f"{text!r}: an int range needs integer bounds and step")
+        if step is not None and step <= 0:
+            raise ValueError(f"{text!r}: the step must be positive")
         return cls(kind=kind, low=low, high=high, log=log, step=step)
 
     def __str__(self) -> str:

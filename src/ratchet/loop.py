@@ -32,7 +32,9 @@ from ratchet.verdict import Decision, evaluate_guard, policy_for
 from ratchet.workspace import (
     EXPERIMENT_TRAILER,
     STATE_DIR,
+    Candidate,
     GitError,
+    Leftovers,
     ScopeViolation,
     Workspace,
     exclude_state_dir,
@@ -160,6 +162,7 @@ class Loop:
         self.hardware = hardware_info()
         self.fingerprint = fingerprint(self.hardware)
         self.brief = self._read_brief()
+        self._scope_cache: tuple[str, tuple[str, ...]] | None = None
 
     # ------------------------------------------------------------ entry point
 
@@ -316,7 +319,7 @@ class Loop:
         value, failure = self._read_metric(result)
         experiment.memory_gb = _gb(result.max_rss_bytes)
         experiment.output_tail = result.tail()
-        if failure is None and (tampered := self.workspace.tampered_harness()):
+        if failure is None and (tampered := self.workspace.leftovers().tampered(self.harness)):
             failure = Decision(Verdict.TAMPERED, f"the metric command itself changes harness files: {', '.join(tampered)}")
         guards: list[GuardResult] = []
         if failure is None:
@@ -377,7 +380,8 @@ class Loop:
                 state.champion = experiment.commit
                 state.champion_metric = experiment.metric
                 state.champion_guards = {g.name: g.value for g in experiment.guards if g.value is not None}
-            proposer.observe(Outcome(experiment.id, experiment.verdict, experiment.metric, proposal))
+            guards_passed = all(guard.passed for guard in experiment.guards)
+            proposer.observe(Outcome(experiment.id, experiment.verdict, experiment.metric, proposal, guards_passed))
             self.display.experiment_done(experiment)
             if experiment.verdict is Verdict.TAMPERED:
                 self.display.alarm(f"experiment {experiment.id} TAMPERED with the harness: {experiment.reason}")
@@ -402,14 +406,15 @@ class Loop:
             if interrupts.abandon:
                 return self._finish(ledger, experiment, Decision(Verdict.ABANDONED, "abandoned (Ctrl-C)")), proposal
             try:
-                paths = self.workspace.materialize(proposal, log_dir / "proposal.patch", state.champion)
+                candidate = self.workspace.materialize(proposal, log_dir / "proposal.patch", state.champion)
             except ScopeViolation as exc:
                 return self._finish(ledger, experiment, Decision(Verdict.INVALID, f"rejected before measuring: {exc}")), proposal
-            self._save_diff(proposal, paths, log_dir)
-            decision = self._measure_and_decide(experiment, state, log_dir, interrupts)
+            if candidate.diff is not None:
+                (log_dir / "proposal.diff").write_text(candidate.diff, errors="surrogateescape")
+            decision, leftovers = self._measure_and_decide(experiment, state, log_dir, interrupts)
             if decision.verdict is Verdict.KEEP:
-                return self._keep(ledger, experiment, decision, paths, state), proposal
-            return self._finish(ledger, experiment, decision), proposal
+                return self._keep(ledger, experiment, decision, candidate, leftovers, state), proposal
+            return self._finish(ledger, experiment, decision, leftovers, candidate), proposal
         except GitError as exc:
             # git failing under us (disk full, a lock held by someone else) is not the
             # candidate's fault and not safe to go on from.
@@ -432,6 +437,21 @@ class Loop:
         ledger.begin(experiment)
         return experiment
 
+    def _scope_files(self, champion: str) -> tuple[str, ...]:
+        # Listing the tree costs a git process; it only changes when the champion does.
+        if self._scope_cache is None or self._scope_cache[0] != champion:
+            self._scope_cache = (champion, tuple(self.scope.select(self.workspace.tracked_files(champion))))
+        return self._scope_cache[1]
+
+    def _update_scope_cache(self, commit: str, candidate: Candidate) -> None:
+        # The new champion's scope files are the old ones plus what the keep added, minus what
+        # it deleted: no need to list the tree again.
+        if self._scope_cache is None:
+            return
+        files = set(self._scope_cache[1]) | set(candidate.paths)
+        files -= {path for path in candidate.paths if not os.path.lexists(self.workspace.worktree / path)}
+        self._scope_cache = (commit, tuple(sorted(files)))
+
     def _context(self, experiment: Experiment, state: _State) -> ProposalContext:
         return ProposalContext(
             run=self.run_name,
@@ -439,7 +459,7 @@ class Loop:
             worktree=self.workspace.worktree,
             brief=self.brief,
             scope=tuple(self.scope.globs),
-            scope_files=tuple(self.workspace.scope_files()),
+            scope_files=self._scope_files(state.champion),
             metric_name=self.config.metric.name,
             direction=self.config.metric.direction,
             champion_metric=state.champion_metric,
@@ -448,13 +468,6 @@ class Loop:
             state_dir=self.run_dir / "proposer",
             log_dir=Path(experiment.log_dir),
         )
-
-    def _save_diff(self, proposal: Proposal, paths: list[str], log_dir: Path) -> None:
-        diff_file = log_dir / "proposal.diff"
-        if proposal.patch is not None:
-            diff_file.write_text(proposal.patch, errors="surrogateescape")
-        else:
-            diff_file.write_text(self.workspace.diff(paths), errors="surrogateescape")
 
     def _run_metric(self, log_dir: Path, interrupts: _Interrupts) -> CommandResult:
         metric = self.config.metric
@@ -498,37 +511,42 @@ class Loop:
             for i, guard in enumerate(guards)
         ]
 
-    def _measure_and_decide(self, experiment: Experiment, state: _State, log_dir: Path, interrupts: _Interrupts) -> Decision:
+    def _measure_and_decide(
+        self, experiment: Experiment, state: _State, log_dir: Path, interrupts: _Interrupts
+    ) -> tuple[Decision, Leftovers]:
         result = self._run_metric(log_dir, interrupts)
         experiment.memory_gb = _gb(result.max_rss_bytes)
         experiment.output_tail = result.tail()
         value, failure = self._read_metric(result)
         experiment.metric = value
-        tampered = self.workspace.tampered_harness()
-        if tampered:
-            return Decision(Verdict.TAMPERED, f"harness changed during measurement: {', '.join(tampered)}")
+        leftovers = self.workspace.leftovers()
+        if tampered := leftovers.tampered(self.harness):
+            return Decision(Verdict.TAMPERED, f"harness changed during measurement: {', '.join(tampered)}"), leftovers
         if failure is not None:
-            return failure
+            return failure, leftovers
         assert value is not None
         decision = self.policy.would_keep(state.champion_metric, value)
-        if decision.verdict is not Verdict.KEEP:
-            return decision
+        if decision.verdict is not Verdict.KEEP or not self.config.guards:
+            return decision, leftovers
         # Guards cost time (a test suite): only would-be keeps pay for them.
         experiment.guards = self._run_guards(log_dir, state.champion_guards, interrupts)
         if interrupts.abandon:
-            return Decision(Verdict.ABANDONED, "abandoned (Ctrl-C) during the guards")
-        tampered = self.workspace.tampered_harness()
-        if tampered:
-            return Decision(Verdict.TAMPERED, f"harness changed during the guards: {', '.join(tampered)}")
-        return self.policy.decide(state.champion_metric, value, experiment.guards)
+            return Decision(Verdict.ABANDONED, "abandoned (Ctrl-C) during the guards"), leftovers
+        leftovers = self.workspace.leftovers()
+        if tampered := leftovers.tampered(self.harness):
+            return Decision(Verdict.TAMPERED, f"harness changed during the guards: {', '.join(tampered)}"), leftovers
+        return self.policy.decide(state.champion_metric, value, experiment.guards), leftovers
 
-    def _keep(self, ledger: Ledger, experiment: Experiment, decision: Decision, paths: list[str], state: _State) -> Experiment:
+    def _keep(
+        self, ledger: Ledger, experiment: Experiment, decision: Decision, candidate: Candidate, leftovers: Leftovers, state: _State
+    ) -> Experiment:
         experiment.verdict = decision.verdict
         experiment.reason = decision.reason
         experiment.state = "committing"  # the verdict is on disk before the commit exists
         experiment.ended = time.time()
         ledger.update(experiment)
-        experiment.commit = self.workspace.keep(paths, self._commit_message(experiment, state))
+        experiment.commit = self.workspace.keep(candidate, self._commit_message(experiment, state), leftovers)
+        self._update_scope_cache(experiment.commit, candidate)
         experiment.state = "done"
         ledger.update(experiment)
         return experiment
@@ -546,7 +564,14 @@ class Loop:
             f"Ratchet-Run: {self.run_name}\n{EXPERIMENT_TRAILER}: {experiment.id}\n"
         )
 
-    def _finish(self, ledger: Ledger, experiment: Experiment, decision: Decision) -> Experiment:
+    def _finish(
+        self,
+        ledger: Ledger,
+        experiment: Experiment,
+        decision: Decision,
+        leftovers: Leftovers | None = None,
+        candidate: Candidate | None = None,
+    ) -> Experiment:
         experiment.verdict = decision.verdict
         experiment.reason = decision.reason
         experiment.state = "done"
@@ -556,7 +581,7 @@ class Loop:
             # abandoned one's is not to be trusted or compared.
             experiment.metric = None
         ledger.update(experiment)
-        self.workspace.discard()
+        self.workspace.discard(leftovers, candidate)
         return experiment
 
     # ------------------------------------------------------------ end

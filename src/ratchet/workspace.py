@@ -6,11 +6,12 @@ worktree under ``.ratchet/`` whose HEAD is the run branch ``ratchet/<run>``.
 
 from __future__ import annotations
 
+import difflib
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ratchet.proposers.base import Proposal
 from ratchet.scope import Globs
@@ -106,6 +107,37 @@ class Change:
     path: str
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """The proposal as applied to the worktree."""
+
+    paths: tuple[str, ...]  # every path the proposal changes
+    new_paths: frozenset[str]  # those that did not exist at the champion
+    diff: str | None  # a unified diff, when it was cheap to make while applying
+    # For edits that only rewrote regular files or added new ones: the champion's text of each
+    # path (None for new files), so a discard can put them back without a git process.
+    originals: Mapping[str, str | None] | None = None
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What a measurement left in the worktree besides the candidate (from one ``git status``)."""
+
+    changed: tuple[Change, ...]
+
+    def tampered(self, harness: Globs) -> list[str]:
+        # Ignored files ("!!", e.g. bench/__pycache__) are build products, not harness edits.
+        return [c.path for c in self.changed if c.status != "!!" and harness.matches(c.path)]
+
+    def needs_reset(self, candidate: Candidate | None) -> bool:
+        kept = set(candidate.paths) if candidate else set()
+        return any(c.status not in ("??", "!!") and c.path not in kept for c in self.changed)
+
+    def needs_clean(self, candidate: Candidate | None) -> bool:
+        kept = candidate.new_paths if candidate else frozenset()
+        return any(c.status in ("??", "!!") and c.path not in kept for c in self.changed)
+
+
 def parse_porcelain(out: str) -> list[Change]:
     """Parse ``git status --porcelain -z --no-renames``."""
     changes = []
@@ -113,6 +145,27 @@ def parse_porcelain(out: str) -> list[Change]:
         if len(entry) > 3:
             changes.append(Change(entry[:2], entry[3:]))
     return changes
+
+
+def _unified_diff(path: str, old: str | None, new: str | None) -> str:
+    header = f"diff --git a/{path} b/{path}\n"
+    if old is None:
+        header += "new file mode 100644\n"
+    elif new is None:
+        header += "deleted file mode 100644\n"
+    lines = difflib.unified_diff(
+        (old or "").splitlines(keepends=True),
+        (new or "").splitlines(keepends=True),
+        fromfile=f"a/{path}" if old is not None else "/dev/null",
+        tofile=f"b/{path}" if new is not None else "/dev/null",
+    )
+    return header + "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def _remove_empty_parents(folder: Path, stop: Path) -> None:
+    while folder != stop and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def is_safe_relative(path: str) -> bool:
@@ -136,6 +189,7 @@ class Workspace:
         self.worktree = self.state_dir / "worktrees" / run
         self._identity_env: dict[str, str] | None = None
         self._dotgit: bytes | None = None
+        self._common: Path | None = None
 
     # ------------------------------------------------------------ set-up
 
@@ -211,13 +265,6 @@ class Workspace:
     def status(self) -> list[Change]:
         return parse_porcelain(git(self.worktree, "status", "--porcelain", "-z", "--no-renames", "-uall"))
 
-    def diff(self, paths: Sequence[str]) -> str:
-        """The candidate's change as a patch (new files included), for the ledger's log."""
-        if not paths:
-            return ""
-        git(self.worktree, "add", "-A", "--", *paths)
-        return git(self.worktree, "diff", "--cached", "--binary", "--", *paths)
-
     def uncommitted_in_user_checkout(self) -> list[str]:
         """Scope or harness paths with uncommitted changes in the user's checkout (read only)."""
         changes = parse_porcelain(git(self.repo_root, "--no-optional-locks", "status", "--porcelain", "-z", "--no-renames", "-uno"))
@@ -225,41 +272,63 @@ class Workspace:
 
     # ------------------------------------------------------------ the candidate
 
-    def materialize(self, proposal: Proposal, patch_file: Path, champion: str) -> list[str]:
-        """Apply the proposal to the clean champion worktree; return the changed paths.
+    def materialize(self, proposal: Proposal, patch_file: Path, champion: str) -> Candidate:
+        """Apply the proposal to the clean champion worktree.
 
-        Raises :class:`ScopeViolation` when anything outside the scope changed. Edits are
-        checked before they are written; every kind of proposal is checked again from git's
-        view of the worktree after it is applied.
+        Raises :class:`ScopeViolation` when anything outside the scope would change. Edits are
+        checked path by path before anything is written (so nothing outside the scope is ever
+        written); patches and in-place changes are checked from git's view of the worktree.
         """
         if proposal.edits:
-            self._write_edits(proposal.edits)
-        elif proposal.patch is not None:
+            return self._write_edits(proposal.edits)
+        if proposal.patch is not None:
             patch_file.write_text(proposal.patch, errors="surrogateescape")
             try:
                 git(self.worktree, "apply", "--whitespace=nowarn", str(patch_file))
             except GitError as exc:
                 raise ScopeViolation(f"the patch does not apply: {exc}") from None
-        else:
-            self._adopt_proposer_commits()
-            self.adopt_commits_since(champion)
-        return self.check_scope()
+            return self.check_scope(diff=proposal.patch)
+        self._adopt_proposer_commits()
+        self.adopt_commits_since(champion)
+        return self.check_scope(diff=None)
 
-    def _write_edits(self, edits: dict[str, str | None] | object) -> None:
+    def _write_edits(self, edits: Mapping[str, str | None]) -> Candidate:
         root = os.path.realpath(self.worktree)
-        assert isinstance(edits, dict) or hasattr(edits, "items")
-        for path in edits:  # type: ignore[union-attr]
+        changes: list[tuple[str, str | None, str | None]] = []
+        symlinks = False
+        for path, text in edits.items():
             self._check_path(path)
             parent = os.path.realpath(self.worktree / PurePosixPath(path).parent)
             if parent != root and not parent.startswith(root + os.sep):
                 raise ScopeViolation(f"{path}: a directory on its way is a symlink that leads out of the worktree")
-        for path, text in edits.items():  # type: ignore[union-attr]
             target = self.worktree / path
-            if target.is_symlink() or (text is None and target.exists()):
+            if target.is_symlink():
+                symlinks = True
+                old: str | None = f"(symlink to {os.readlink(target)})"
+            elif target.is_file():
+                old = target.read_text(encoding="utf-8", errors="surrogateescape")
+            elif target.exists():
+                raise ScopeViolation(f"{path} is a directory")
+            else:
+                old = None
+            if old != text:
+                changes.append((path, old, text))
+        if not changes:
+            raise ScopeViolation("the proposal changes nothing")
+        for path, old, text in changes:
+            target = self.worktree / path
+            if target.is_symlink() or (text is None and old is not None):
                 target.unlink()
             if text is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8", errors="surrogateescape")
+        restorable = not symlinks and all(new is not None for _, _, new in changes)
+        return Candidate(
+            paths=tuple(path for path, _, _ in changes),
+            new_paths=frozenset(path for path, old, _ in changes if old is None),
+            diff="".join(_unified_diff(path, old, new) for path, old, new in changes),
+            originals={path: old for path, old, _ in changes} if restorable else None,
+        )
 
     def _check_path(self, path: str) -> None:
         if not is_safe_relative(path):
@@ -286,8 +355,8 @@ class Workspace:
                 raise ScopeViolation("the proposer rewrote the run branch's history")
             git(self.worktree, "reset", "--quiet", "--soft", champion)
 
-    def check_scope(self) -> list[str]:
-        changed = []
+    def check_scope(self, diff: str | None) -> Candidate:
+        changed, new = [], set()
         root = os.path.realpath(self.worktree)
         for change in self.status():
             path = change.path
@@ -299,29 +368,88 @@ class Workspace:
                 if relative.startswith("..") or not self.scope.matches(relative.replace(os.sep, "/")):
                     raise ScopeViolation(f"{path} is a symlink to {os.readlink(full)}, outside the mutable scope")
             changed.append(path)
+            if change.status in ("??", "A ", "AM"):
+                new.add(path)
         if not changed:
             raise ScopeViolation("the proposal changes nothing")
-        return changed
+        if diff is None:
+            git(self.worktree, "add", "-A", "--", *changed)
+            diff = git(self.worktree, "diff", "--cached", "--binary", "--", *changed)
+        return Candidate(paths=tuple(changed), new_paths=frozenset(new), diff=diff)
+
+    def leftovers(self) -> Leftovers:
+        """One look at the worktree after a measurement: harness edits, and what to clean up."""
+        out = git(self.worktree, "status", "--porcelain", "-z", "--no-renames", "-uall", "--ignored=matching")
+        changed = parse_porcelain(out)
+        if (self.worktree / ".git").read_bytes() != self._dotgit:
+            changed.append(Change(" M", ".git"))
+        return Leftovers(tuple(changed))
 
     def tampered_harness(self) -> list[str]:
-        """Harness paths that differ from the champion after a measurement (new files included)."""
-        if not self.harness:
-            return []
-        tampered = [c.path for c in self.status() if self.harness.matches(c.path)]
-        if (self.worktree / ".git").read_bytes() != self._dotgit:
-            tampered.append(".git")
-        return tampered
+        """Harness paths that differ from the champion (new files included)."""
+        return self.leftovers().tampered(self.harness) if self.harness else []
 
-    def keep(self, paths: Sequence[str], message: str) -> str:
-        """Commit the proposal's paths on the run branch; return the new champion."""
-        git(self.worktree, "add", "-A", "--", *paths)
-        git(self.worktree, "commit", "--quiet", "--no-verify", "-m", message, env=self.identity_env())
-        sha = self.champion()
-        self.reset_clean()  # drop what the measurement left behind
+    def keep(self, candidate: Candidate, message: str, leftovers: Leftovers | None = None) -> str:
+        """Commit the candidate's paths on the run branch; return the new champion."""
+        env = self.identity_env()
+        if candidate.new_paths:
+            git(self.worktree, "add", "-A", "--", *candidate.paths)
+            git(self.worktree, "commit", "--quiet", "--no-verify", "-m", message, env=env)
+        elif leftovers is not None and not leftovers.needs_reset(candidate):
+            # git saw no tracked change but the candidate's: `commit -a` commits exactly those.
+            git(self.worktree, "commit", "--quiet", "--no-verify", "-a", "-m", message, env=env)
+        else:
+            # Only tracked files changed: one `git commit --only` stages and commits them.
+            git(self.worktree, "commit", "--quiet", "--no-verify", "--only", "-m", message, "--", *candidate.paths, env=env)
+        sha = self._branch_tip()
+        self.cleanup(leftovers, candidate)  # drop what the measurement left behind
         return sha
 
-    def discard(self) -> None:
-        self.reset_clean()
+    def _branch_tip(self) -> str:
+        # A commit always leaves a loose ref; reading it saves a git process per keep.
+        ref = self._common_dir() / "refs" / "heads" / self.branch
+        try:
+            sha = ref.read_text().strip()
+            if len(sha) in (40, 64):
+                return sha
+        except OSError:
+            pass
+        return self.champion()
+
+    def _common_dir(self) -> Path:
+        if self._common is None:
+            common = Path(git(self.worktree, "rev-parse", "--git-common-dir").strip())
+            self._common = common if common.is_absolute() else (self.worktree / common).resolve()
+        return self._common
+
+    def discard(self, leftovers: Leftovers | None = None, candidate: Candidate | None = None) -> None:
+        if leftovers is not None and candidate is not None and self._restore(leftovers, candidate):
+            return
+        self.cleanup(leftovers, None)
+
+    def _restore(self, leftovers: Leftovers, candidate: Candidate) -> bool:
+        """Undo plain file edits in place when git saw nothing else change (saves a `git reset`)."""
+        originals = candidate.originals
+        if originals is None:
+            return False
+        expected = {(" M" if old is not None else "??", path) for path, old in originals.items()}
+        if any((change.status, change.path) not in expected for change in leftovers.changed):
+            return False
+        for path, old in originals.items():
+            target = self.worktree / path
+            if old is None:
+                target.unlink(missing_ok=True)
+                _remove_empty_parents(target.parent, self.worktree)
+            else:
+                target.write_text(old, encoding="utf-8", errors="surrogateescape")
+        return True
+
+    def cleanup(self, leftovers: Leftovers | None, kept: Candidate | None) -> None:
+        """Back to the champion, clean. With ``leftovers`` known, skip the git calls that would do nothing."""
+        if leftovers is None or leftovers.needs_reset(kept):
+            git(self.worktree, "reset", "--quiet", "--hard")
+        if leftovers is None or leftovers.needs_clean(kept):
+            git(self.worktree, "clean", "-ffdxq")
 
     def reset_clean(self) -> None:
         git(self.worktree, "reset", "--quiet", "--hard")

@@ -74,6 +74,9 @@ class Outcome:
     verdict: Verdict
     metric: float | None
     proposal: Proposal | None
+    # False when a guard failed: the metric is real but the candidate is not acceptable, so a
+    # sampler should not learn it as a good value.
+    guards_passed: bool = True
 
 
 class Proposer(abc.ABC):
