@@ -32,7 +32,7 @@ time.sleep(random.uniform(0, 0.08))
 print("metric:", float(pathlib.Path("value.txt").read_text()))
 """
 
-ITERATIONS = 30
+ITERATIONS = 40
 
 
 def _start(repo: Path) -> subprocess.Popen[bytes]:
@@ -55,14 +55,14 @@ def test_sigkill_at_random_moments_then_resume(number_repo):
     kills = 0
     for _ in range(10):
         proc = _start(repo)
-        time.sleep(rng.uniform(0.3, 1.6))
+        time.sleep(rng.uniform(0.2, 1.0))
         if proc.poll() is not None:
             break  # the budget ran out before the kill
         # Kill ratchet and everything it started, like a power cut would.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         kills += 1
-    assert kills >= 5
+    assert kills >= 5, f"only {kills} kills landed before the budget ran out"
 
     final = run_cli(repo, "run", timeout=300)
     assert final.returncode == 0, final.stderr
