@@ -299,3 +299,43 @@ def test_resume_refuses_changed_metric(number_repo):
 
 def test_uses_interpreter(number_repo):
     assert sys.executable  # the harness runs with the test's interpreter via {python}
+
+
+def test_proposer_bug_is_recorded_and_repeated_bugs_stop_the_run(number_repo):
+    def buggy(context: ProposalContext) -> Proposal:
+        raise KeyError("oops")
+
+    repo = number_repo()
+    _, experiments = run_loop(repo, [buggy] * 8, iterations=8)
+    # max_consecutive_crashes defaults to 5: the run stops instead of spinning.
+    assert [e.verdict for e in experiments[1:]] == [Verdict.INVALID] * 5
+    assert experiments[-1].reason == "proposer: crashed: KeyError: 'oops'"
+
+
+def test_uncommitted_scope_changes_warn(number_repo):
+    import io
+
+    repo = number_repo()
+    (repo / "value.txt").write_text("3\n")  # uncommitted: the run starts from HEAD without it
+    buffer = io.StringIO()
+    config = load_config(repo / "ratchet.toml")
+    Loop(repo, config, proposer=Scripted([number(9)]), iterations=1, display=Display(Console(file=buffer))).run()
+    assert "value.txt has uncommitted changes" in buffer.getvalue()
+    assert Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("t")[0].metric == 10.0
+    assert (repo / "value.txt").read_text() == "3\n"
+
+
+def test_live_display_renders_progress(number_repo):
+    import io
+
+    from ratchet.report.terminal import LiveDisplay
+
+    repo = number_repo()
+    buffer = io.StringIO()
+    display = LiveDisplay(Console(file=buffer, force_terminal=True, width=120))
+    config = load_config(repo / "ratchet.toml")
+    Loop(repo, config, proposer=Scripted([number(9), number(12)]), iterations=2, display=display).run()
+    display.console.print(display)  # the panel as it stood at the end
+    text = buffer.getvalue()
+    for expected in ("iteration", "2/2", "best", "baseline 10", "budget left", "keep", "discard"):
+        assert expected in text

@@ -190,7 +190,10 @@ class Loop:
         try:
             with _Interrupts(self.display) as interrupts:
                 state = self._baseline(ledger, info, interrupts)
-                proposer.resume(tuple(state.history), self.run_dir / "proposer")
+                try:
+                    proposer.resume(tuple(state.history), self.run_dir / "proposer")
+                except ProposerError as exc:
+                    raise RunError(f"the {proposer.kind} proposer cannot start: {exc}") from None
                 stop_reason = self._loop(ledger, session, proposer, state, interrupts)
         finally:
             ledger.touch_session(session)
@@ -400,6 +403,9 @@ class Loop:
                 proposal = proposer.propose(context)
             except ProposerError as exc:
                 return self._finish(ledger, experiment, Decision(Verdict.INVALID, f"proposer: {exc}")), None
+            except Exception as exc:  # a bug in a proposer is recorded; K in a row stop the run
+                reason = f"proposer: crashed: {type(exc).__name__}: {exc}"
+                return self._finish(ledger, experiment, Decision(Verdict.INVALID, reason)), None
             experiment.hypothesis = proposal.hypothesis
             experiment.proposal_meta = dict(proposal.meta)
             ledger.update(experiment)
