@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -339,3 +340,29 @@ def test_live_display_renders_progress(number_repo):
     text = buffer.getvalue()
     for expected in ("iteration", "2/2", "best", "baseline 10", "budget left", "keep", "discard"):
         assert expected in text
+
+
+def test_usage_recorded_and_money_budget_stops(number_repo):
+    from conftest import NUMBER_CONFIG
+
+    from ratchet.proposers.base import BudgetExhausted, Usage
+
+    seen_left = []
+
+    def paid(value: float):
+        def propose(context: ProposalContext) -> Proposal:
+            seen_left.append(context.cost_left_usd)
+            if context.cost_left_usd is not None and context.cost_left_usd < 0.4:
+                raise BudgetExhausted("the next call could cost $0.40, more than is left")
+            return Proposal(hypothesis=f"set {value}", edits={"value.txt": f"{value}\n"}, usage=Usage(1000, 50, 0.4))
+
+        return propose
+
+    repo = number_repo(NUMBER_CONFIG.replace("iterations = 5", "iterations = 50\ncost_usd = 1.0"))
+    config = load_config(repo / "ratchet.toml")
+    summary = Loop(repo, config, proposer=Scripted([paid(v) for v in (9, 8, 7, 6)]), display=Display(Console(file=io.StringIO()))).run()
+    experiments = Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("t")
+    assert [e.verdict for e in experiments[1:]] == [Verdict.KEEP, Verdict.KEEP]
+    assert [(e.tokens_in, e.tokens_out, e.cost_usd) for e in experiments[1:]] == [(1000, 50, 0.4)] * 2
+    assert seen_left[0] == 1.0 and abs(seen_left[2] - 0.2) < 1e-9
+    assert "the next call could cost" in summary.stop_reason

@@ -15,6 +15,8 @@ class Progress:
     wall_spent: float  # seconds, all sessions of the run
     champion_metric: float | None
     consecutive_failures: int
+    tokens_spent: int = 0
+    cost_spent: float = 0.0
 
 
 class Budget:
@@ -35,6 +37,10 @@ class Budget:
             reached = progress.champion_metric <= target if self.direction == "minimize" else progress.champion_metric >= target
             if reached:
                 return f"target reached ({progress.champion_metric:.6g}, target {target:g})"
+        if self.section.tokens is not None and progress.tokens_spent >= self.section.tokens:
+            return f"token budget spent ({progress.tokens_spent} of {self.section.tokens})"
+        if self.section.cost_usd is not None and progress.cost_spent >= self.section.cost_usd:
+            return f"money budget spent (${progress.cost_spent:.4f} of ${self.section.cost_usd:g})"
         limit = self.section.max_consecutive_crashes
         if limit is not None and progress.consecutive_failures >= limit:
             return f"{progress.consecutive_failures} experiments in a row crashed or failed; see `ratchet show` for the last one"
@@ -42,6 +48,12 @@ class Budget:
 
     def iterations_left(self, progress: Progress) -> int | None:
         return None if self.iterations is None else max(0, self.iterations - progress.measured)
+
+    def tokens_left(self, progress: Progress) -> int | None:
+        return None if self.section.tokens is None else max(0, self.section.tokens - progress.tokens_spent)
+
+    def cost_left(self, progress: Progress) -> float | None:
+        return None if self.section.cost_usd is None else max(0.0, self.section.cost_usd - progress.cost_spent)
 
     def wall_left(self, progress: Progress) -> float | None:
         return None if self.section.wall is None else max(0.0, self.section.wall - progress.wall_spent)

@@ -159,7 +159,14 @@ def _status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, A
         "champion_commit": (champion.commit or champion.parent_commit) if champion else None,
         "champion_experiment": champion.id if champion else None,
         "wall_spent_s": ledger.wall_spent(info.name),
-        "budget": {"iterations": budget.get("iterations"), "wall_s": budget.get("wall")},
+        "tokens": ledger.spent(info.name)[0],
+        "cost_usd": ledger.spent(info.name)[1],
+        "budget": {
+            "iterations": budget.get("iterations"),
+            "wall_s": budget.get("wall"),
+            "tokens": budget.get("tokens"),
+            "cost_usd": budget.get("cost_usd"),
+        },
         "last": experiments[-1].to_json() if experiments else None,
     }
 
@@ -201,7 +208,12 @@ def status(run: RunOption = None, as_json: JsonOption = False) -> None:
     budget = data["budget"]
     iterations = f"{data['measured']}/{budget['iterations']}" if budget["iterations"] is not None else str(data["measured"])
     wall = hms(data["wall_spent_s"]) + (f"/{hms(budget['wall_s'])}" if budget["wall_s"] else "")
-    out.print(f"budget: {iterations} iterations, {wall} wall time")
+    spending = ""
+    if data["tokens"] or budget["tokens"] or budget["cost_usd"]:
+        tokens = f"{data['tokens']}" + (f"/{budget['tokens']}" if budget["tokens"] else "")
+        cost = f"${data['cost_usd']:.4f}" + (f"/${budget['cost_usd']:g}" if budget["cost_usd"] else "")
+        spending = f", {tokens} tokens, {cost}"
+    out.print(f"budget: {iterations} iterations, {wall} wall time{spending}")
     if data["last"]:
         last = data["last"]
         out.print(f"last: #{last['id']} {last['verdict'] or 'running'} — {last['hypothesis']}")

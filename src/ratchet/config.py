@@ -226,6 +226,9 @@ class BudgetSection(_Section):
     experiment_timeout: Duration = 600.0
     target: float | None = None
     max_consecutive_crashes: int | None = Field(default=5, ge=1)
+    # Proposer spending (LLM tokens in + out, and dollars), summed over the run.
+    tokens: int | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
 
 
 # ---------------------------------------------------------------- proposers

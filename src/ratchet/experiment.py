@@ -83,6 +83,12 @@ class Experiment:
     hardware: str = ""
     memory_gb: float | None = None
     output_tail: str = ""
+    # What the proposer spent on this experiment (LLM tokens and money), when it reports it.
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    # Anything else a step wants on the record (verdict statistics, samples, flags).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> float | None:
@@ -105,6 +111,10 @@ class Experiment:
             "ended": self.ended,
             "duration": self.duration,
             "memory_gb": self.memory_gb,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "extra": self.extra,
             "log_dir": self.log_dir,
             "hardware": self.hardware,
             "state": self.state,

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS experiments (
     hardware TEXT NOT NULL DEFAULT '',
     memory_gb REAL,
     output_tail TEXT NOT NULL DEFAULT '',
+    tokens_in INTEGER,
+    tokens_out INTEGER,
+    cost_usd REAL,
+    extra TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (run, id)
 );
 CREATE TABLE IF NOT EXISTS sessions (
@@ -62,8 +66,17 @@ CREATE TABLE IF NOT EXISTS hardware (
 
 _COLUMNS = (
     "run, id, state, verdict, reason, hypothesis, proposer, proposal_meta, parent_commit, commit_sha, "
-    "metric, guards, started, ended, log_dir, hardware, memory_gb, output_tail"
+    "metric, guards, started, ended, log_dir, hardware, memory_gb, output_tail, tokens_in, tokens_out, cost_usd, extra"
 )
+_N_COLUMNS = len(_COLUMNS.split(","))
+
+# Columns added after the first release: older ledgers get them on open.
+_ADDED_COLUMNS = {
+    "tokens_in": "INTEGER",
+    "tokens_out": "INTEGER",
+    "cost_usd": "REAL",
+    "extra": "TEXT NOT NULL DEFAULT '{}'",
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,10 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(experiments)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE experiments ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -115,7 +132,7 @@ class Ledger:
         return 0 if last is None else last + 1
 
     def begin(self, experiment: Experiment) -> None:
-        self._db.execute(f"INSERT INTO experiments ({_COLUMNS}) VALUES ({', '.join('?' * 18)})", _row(experiment))
+        self._db.execute(f"INSERT INTO experiments ({_COLUMNS}) VALUES ({', '.join('?' * _N_COLUMNS)})", _row(experiment))
 
     def update(self, experiment: Experiment) -> None:
         values = _row(experiment)
@@ -125,6 +142,9 @@ class Ledger:
             f"UPDATE experiments SET {assignments} WHERE run = ? AND id = ?",
             (*values[2:], experiment.run, experiment.id),
         )
+
+    def delete(self, experiment: Experiment) -> None:
+        self._db.execute("DELETE FROM experiments WHERE run = ? AND id = ?", (experiment.run, experiment.id))
 
     def experiments(self, run: str) -> list[Experiment]:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM experiments WHERE run = ? ORDER BY id", (run,))
@@ -149,6 +169,15 @@ class Ledger:
     def touch_session(self, session_id: int) -> None:
         self._db.execute("UPDATE sessions SET last_seen = ? WHERE id = ?", (time.time(), session_id))
 
+    def spent(self, run: str) -> tuple[int, float]:
+        """Tokens (in + out) and dollars the proposer spent on a run so far."""
+        tokens, cost = self._db.execute(
+            "SELECT COALESCE(SUM(COALESCE(tokens_in, 0) + COALESCE(tokens_out, 0)), 0), COALESCE(SUM(cost_usd), 0) "
+            "FROM experiments WHERE run = ?",
+            (run,),
+        ).fetchone()
+        return int(tokens), float(cost)
+
     def wall_spent(self, run: str) -> float:
         """Seconds spent by all sessions of a run (a resumed run keeps its clock)."""
         (spent,) = self._db.execute(
@@ -171,18 +200,19 @@ def _row(e: Experiment) -> tuple[Any, ...]:
         e.run, e.id, e.state, e.verdict.value if e.verdict else None, e.reason, e.hypothesis, e.proposer,
         json.dumps(e.proposal_meta, default=str), e.parent_commit, e.commit, e.metric,
         json.dumps([g.to_json() for g in e.guards]), e.started, e.ended, e.log_dir, e.hardware,
-        e.memory_gb, e.output_tail,
+        e.memory_gb, e.output_tail, e.tokens_in, e.tokens_out, e.cost_usd, json.dumps(e.extra, default=str),
     )  # fmt: skip
 
 
 def _experiment(row: tuple[Any, ...]) -> Experiment:
     (run, id_, state, verdict, reason, hypothesis, proposer, meta, parent, commit, metric, guards,
-     started, ended, log_dir, hardware, memory_gb, tail) = row  # fmt: skip
+     started, ended, log_dir, hardware, memory_gb, tail, tokens_in, tokens_out, cost_usd, extra) = row  # fmt: skip
     return Experiment(
         run=run, id=id_, state=state, verdict=Verdict(verdict) if verdict else None, reason=reason,
         hypothesis=hypothesis, proposer=proposer, proposal_meta=json.loads(meta), parent_commit=parent,
         commit=commit, metric=metric, guards=[GuardResult.from_json(g) for g in json.loads(guards)],
         started=started, ended=ended, log_dir=log_dir, hardware=hardware, memory_gb=memory_gb, output_tail=tail,
+        tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost_usd, extra=json.loads(extra),
     )  # fmt: skip
 
 
@@ -203,7 +233,8 @@ def results_tsv(experiments: list[Experiment], metric_name: str) -> str:
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
     writer.writerow(
         ["commit", metric_name, "memory_gb", "status", "description",
-         "id", "verdict", "reason", "parent_commit", "proposer", "started", "duration_s", "guards", "hardware"]
+         "id", "verdict", "reason", "parent_commit", "proposer", "started", "duration_s", "guards", "hardware",
+         "tokens_in", "tokens_out", "cost_usd"]
     )  # fmt: skip
     for e in experiments:
         commit = (e.commit or e.parent_commit)[:7] if e.verdict in (Verdict.KEEP, Verdict.BASELINE) else ""
@@ -224,6 +255,9 @@ def results_tsv(experiments: list[Experiment], metric_name: str) -> str:
             "" if e.duration is None else f"{e.duration:.2f}",
             guards,
             e.hardware,
+            "" if e.tokens_in is None else e.tokens_in,
+            "" if e.tokens_out is None else e.tokens_out,
+            "" if e.cost_usd is None else f"{e.cost_usd:.6f}",
         ])  # fmt: skip
     return buffer.getvalue()
 

@@ -26,6 +26,7 @@ from ratchet.hardware import fingerprint, hardware_info
 from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
 from ratchet.measure import CommandResult, MetricParseError, parse_number
 from ratchet.proposers import Outcome, Proposal, ProposalContext, Proposer, ProposerError, create_proposer
+from ratchet.proposers.base import BudgetExhausted, Usage
 from ratchet.report.terminal import Display, PlainDisplay
 from ratchet.scope import Globs
 from ratchet.verdict import Decision, evaluate_guard, policy_for
@@ -70,6 +71,7 @@ class _State:
     measured: int
     consecutive_failures: int
     history: list[Experiment]
+    progress: Progress | None = None
 
 
 class _Interrupts:
@@ -357,19 +359,26 @@ class Loop:
     def _loop(self, ledger: Ledger, session: int, proposer: Proposer, state: _State, interrupts: _Interrupts) -> str:
         while True:
             ledger.touch_session(session)
+            tokens, cost = ledger.spent(self.run_name)
             progress = Progress(
                 measured=state.measured,
                 wall_spent=ledger.wall_spent(self.run_name),
                 champion_metric=state.champion_metric,
                 consecutive_failures=state.consecutive_failures,
+                tokens_spent=tokens,
+                cost_spent=cost,
             )
+            state.progress = progress
             self.display.progress(progress, self.budget, state.baseline_metric, state.champion_metric)
             if interrupts.stop:
                 return "interrupted (Ctrl-C)"
             reason = self.budget.exhausted(progress)
             if reason:
                 return reason
-            experiment, proposal = self._experiment(ledger, proposer, state, interrupts)
+            try:
+                experiment, proposal = self._experiment(ledger, proposer, state, interrupts)
+            except BudgetExhausted as exc:
+                return str(exc)
             state.history.append(experiment)
             assert experiment.verdict is not None
             if experiment.verdict.counts_as_iteration:
@@ -401,13 +410,21 @@ class Loop:
             context = self._context(experiment, state)
             try:
                 proposal = proposer.propose(context)
+            except BudgetExhausted as exc:
+                # Nothing was proposed: the experiment did not happen; its row is removed so
+                # the ledger only holds experiments.
+                ledger.delete(experiment)
+                self._record_usage(ledger, exc.usage, previous=None)
+                raise
             except ProposerError as exc:
+                self._set_usage(experiment, exc.usage)
                 return self._finish(ledger, experiment, Decision(Verdict.INVALID, f"proposer: {exc}")), None
             except Exception as exc:  # a bug in a proposer is recorded; K in a row stop the run
                 reason = f"proposer: crashed: {type(exc).__name__}: {exc}"
                 return self._finish(ledger, experiment, Decision(Verdict.INVALID, reason)), None
             experiment.hypothesis = proposal.hypothesis
             experiment.proposal_meta = dict(proposal.meta)
+            self._set_usage(experiment, proposal.usage)
             ledger.update(experiment)
             if interrupts.abandon:
                 return self._finish(ledger, experiment, Decision(Verdict.ABANDONED, "abandoned (Ctrl-C)")), proposal
@@ -443,6 +460,27 @@ class Loop:
         ledger.begin(experiment)
         return experiment
 
+    @staticmethod
+    def _set_usage(experiment: Experiment, usage: Usage | None) -> None:
+        if usage is not None:
+            experiment.tokens_in = usage.tokens_in
+            experiment.tokens_out = usage.tokens_out
+            experiment.cost_usd = usage.cost_usd
+
+    def _record_usage(self, ledger: Ledger, usage: Usage | None, previous: Experiment | None) -> None:
+        # Spending that belongs to no experiment (a call refused for the budget after it was
+        # partly made) is added to the last experiment so the run's totals stay true.
+        if usage is None or not (usage.tokens_in or usage.tokens_out or usage.cost_usd):
+            return
+        rows = ledger.experiments(self.run_name)
+        if not rows:
+            return
+        last = rows[-1]
+        last.tokens_in = (last.tokens_in or 0) + usage.tokens_in
+        last.tokens_out = (last.tokens_out or 0) + usage.tokens_out
+        last.cost_usd = (last.cost_usd or 0.0) + usage.cost_usd
+        ledger.update(last)
+
     def _scope_files(self, champion: str) -> tuple[str, ...]:
         # Listing the tree costs a git process; it only changes when the champion does.
         if self._scope_cache is None or self._scope_cache[0] != champion:
@@ -473,6 +511,8 @@ class Loop:
             history=tuple(state.history),
             state_dir=self.run_dir / "proposer",
             log_dir=Path(experiment.log_dir),
+            tokens_left=self.budget.tokens_left(state.progress) if state.progress else None,
+            cost_left_usd=self.budget.cost_left(state.progress) if state.progress else None,
         )
 
     def _run_metric(self, log_dir: Path, interrupts: _Interrupts) -> CommandResult:

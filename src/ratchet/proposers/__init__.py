@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from ratchet.config import CommandProposerSection, Config, OptunaProposerSection
-from ratchet.proposers.base import Outcome, Proposal, ProposalContext, Proposer, ProposerError
+from ratchet.proposers.base import (
+    BudgetExhausted,
+    Outcome,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    ProposerError,
+    Usage,
+)
 
 
 def create_proposer(config: Config) -> Proposer:
@@ -20,4 +28,13 @@ def create_proposer(config: Config) -> Proposer:
     raise ValueError(f"unknown proposer kind {section.kind!r}")  # pragma: no cover - config validates
 
 
-__all__ = ["Outcome", "Proposal", "ProposalContext", "Proposer", "ProposerError", "create_proposer"]
+__all__ = [
+    "BudgetExhausted",
+    "Outcome",
+    "Proposal",
+    "ProposalContext",
+    "Proposer",
+    "ProposerError",
+    "Usage",
+    "create_proposer",
+]

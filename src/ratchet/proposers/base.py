@@ -19,8 +19,28 @@ class ProposerError(Exception):
     """The proposer could not produce a proposal (it crashed, timed out, or had nothing to say).
 
     The loop records this as an ``invalid`` experiment with the message as its reason; it does
-    not stop the run.
+    not stop the run. ``usage`` is what the failed attempt still cost (a malformed LLM answer).
     """
+
+    def __init__(self, message: str, usage: "Usage | None" = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class BudgetExhausted(ProposerError):
+    """Proposing would exceed the token or money budget: the loop stops instead of recording."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What producing a proposal cost (an LLM call's tokens and price)."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(self.tokens_in + other.tokens_in, self.tokens_out + other.tokens_out, self.cost_usd + other.cost_usd)
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,8 @@ class Proposal:
     in_place: bool = False
     # Anything the proposer wants to find again in the ledger (e.g. an Optuna trial number).
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # What making it cost; recorded in the ledger and counted against the budget.
+    usage: Usage | None = None
 
     def __post_init__(self) -> None:
         forms = sum([bool(self.edits), self.patch is not None, self.in_place])
@@ -64,6 +86,10 @@ class ProposalContext:
     history: tuple[Experiment, ...]  # earlier experiments of this run, oldest first
     state_dir: Path  # a private folder for the proposer's own state (persists across resume)
     log_dir: Path  # this experiment's log folder
+    # What is left of the run's token and money budgets (None: no such budget). A proposer
+    # that would spend more must raise BudgetExhausted rather than overspend.
+    tokens_left: int | None = None
+    cost_left_usd: float | None = None
 
 
 @dataclass(frozen=True)
