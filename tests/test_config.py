@@ -60,7 +60,7 @@ def test_effects_and_param_specs():
     "change, message",
     [
         (lambda t: t.replace('direction = "minimize"', 'direction = "down"'), "metric.direction: input should be 'minimize' or 'maximize'"),
-        (lambda t: t.replace('command = "python3 bench.py"\n', ""), "metric.command: is required"),
+        (lambda t: t.replace('command = "python3 bench.py"\n', ""), "metric: needs a command (or both run and score"),
         (lambda t: t + "[budget]\nwall = \"5 minutes\"\n", "budget.wall: expected a duration"),
         (lambda t: t + "[budget]\niterations = -3\n", "budget.iterations: input should be greater than or equal to 0"),
         (lambda t: t + "[budget]\niteration = 3\n", "budget.iteration: is not a known setting"),

@@ -92,6 +92,39 @@ def parse_effect(value: object) -> Effect:
 EffectField = Annotated[Effect, BeforeValidator(parse_effect)]
 
 
+# ---------------------------------------------------------------- sizes
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: object) -> int:
+    """``1048576`` or ``"512KB"``, ``"1MB"``, ``"2GiB"`` -> bytes (K, M, G, T are powers of 1024)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as '512KB', '1MB' or '2GB'")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        unit = (match.group(2) or "b")[0].lower()
+        number = float(match.group(1)) * 1024 ** "bkmgt".index(unit)
+    else:
+        raise ValueError(f"expected a size such as '512KB', '1MB' or '2GB' (got {value!r})")
+    if not math.isfinite(number) or number < 1 or number > 2**62:
+        raise ValueError(f"a size must be positive (got {value!r})")
+    return int(number)
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def _env_name(name: object) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\*?", name):
+        raise ValueError(f"{name!r} is not an environment variable name (a trailing * matches a prefix)")
+    return name
+
+
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+
+
 # ---------------------------------------------------------------- sections
 
 
@@ -168,14 +201,29 @@ class Parser(_Section):
 
 class MetricSection(Parser):
     name: str = "metric"
-    command: str
+    # One command that runs the candidate and prints the number...
+    command: str | None = None
+    # ...or trusted scoring in two steps: `run` (the candidate's code, untrusted) runs in the
+    # candidate's checkout and leaves artifacts; `score` (trusted) runs from a pristine copy of
+    # the harness taken from the run's base commit, outside the checkout, with the checkout's
+    # path in $RATCHET_CANDIDATE; the number is read from `score`'s output only.
+    run: str | None = None
+    score: str | None = None
     direction: Literal["minimize", "maximize"]
     timeout: Duration | None = None
 
     @model_validator(mode="after")
     def _one_parser(self) -> "MetricSection":
         self._check_one_parser()
+        if self.command is None and not (self.run and self.score):
+            raise ValueError("needs a command (or both run and score for trusted scoring)")
+        if self.command is not None and (self.run or self.score):
+            raise ValueError("use either command, or run and score, not both")
         return self
+
+    @property
+    def trusted_scoring(self) -> bool:
+        return self.command is None
 
     @field_validator("name")
     @classmethod
@@ -216,8 +264,43 @@ class GuardSection(Parser):
 
 
 class VerdictSection(_Section):
-    mode: Literal["single"] = "single"
+    # single: one measurement of the candidate against the champion's recorded one.
+    # repeat: `repeats` measurements of each (champion re-measured), medians compared.
+    # sequential: interleaved pairs, a paired test after each from 3 to `max_pairs`.
+    mode: Literal["single", "repeat", "sequential"] = "single"
     min_effect: EffectField = Effect(value=0.0, relative=False)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    max_pairs: int = Field(default=10, ge=3, le=100)
+    repeats: int = Field(default=5, ge=1, le=100)
+    # Differences on a log scale (ratios) or absolute; auto: log for a relative min_effect.
+    scale: Literal["auto", "log", "absolute"] = "auto"
+    # A deterministic metric (an error count) needs no pairs; auto: detected by the A/A check.
+    deterministic: Literal["auto", "yes", "no"] = "auto"
+    # A/A measurement of the champion against itself: pairs at the start, and again every
+    # `recalibrate_every` candidates (0: never again). 0 pairs: no calibration.
+    calibrate_pairs: int = Field(default=3, ge=0, le=100)
+    recalibrate_every: int = Field(default=25, ge=0)
+    # End of run: the final champion against the baseline, in interleaved pairs (0: skip).
+    confirm_pairs: int = Field(default=5, ge=0, le=100)
+    # Seed of the random order within each pair.
+    seed: int = 0
+
+
+class HoldoutSection(Parser):
+    """A metric the proposer never sees, measured for every would-be keep."""
+
+    command: str
+    direction: Literal["minimize", "maximize"]
+    timeout: Duration | None = None
+    # How much worse than the champion's holdout value a keep may make it.
+    max_regression: EffectField = Effect(value=0.0, relative=False)
+    # discard: an overfit candidate is discarded (verdict `overfit`); flag: kept, flagged.
+    action: Literal["discard", "flag"] = "discard"
+
+    @model_validator(mode="after")
+    def _one_parser(self) -> "HoldoutSection":
+        self._check_one_parser()
+        return self
 
 
 class BudgetSection(_Section):
@@ -333,11 +416,111 @@ class CommandProposerSection(_Section):
     kind: Literal["command"]
     command: str
     timeout: Duration = 900.0
+    # Inside the sandbox: whether the command reaches the network (an agent calling its model
+    # API needs it), the environment variables it gets besides the allowlist (its API key), and
+    # paths it may write besides the checkout (an agent's own state, e.g. "~/.claude").
+    network: bool = False
+    env: list[EnvName] = []
+    writable: list[str] = []
+
+
+class ContextCommand(_Section):
+    """A command run on the champion whose output is shown to the proposer (hot spots, type errors)."""
+
+    name: str
+    command: str
+    timeout: Duration = 120.0
+
+
+class Price(_Section):
+    """Dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class _ThinkingProposerSection(_Section):
+    """What the proposers that read a brief (llm, agent, hybrid) are shown, and its bounds."""
+
+    # A folder whose *.j2 files replace the bundled prompt templates of the same name.
+    templates: str | None = None
+    context_commands: list[ContextCommand] = []
+    history_rows: int = Field(default=30, ge=1, le=1000)
+    max_scope_chars: int = Field(default=100_000, ge=1000)
+    max_output_chars: int = Field(default=2000, ge=100)
+    # After this many experiments without a keep, the prompt changes strategy.
+    plateau: int = Field(default=5, ge=1)
+    prices: dict[str, Price] = {}
+
+
+class LLMProposerSection(_ThinkingProposerSection):
+    kind: Literal["llm"]
+    provider: Literal["openai", "anthropic"] = "openai"
+    model: str
+    # The environment variable holding the API key (default OPENAI_API_KEY / ANTHROPIC_API_KEY;
+    # "" for a local server that needs none). The key itself never goes in this file.
+    api_key_env: str | None = None
+    base_url: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int = Field(default=4096, ge=1)
+    timeout: Duration = 120.0  # per request
+    max_retries: int = Field(default=4, ge=0, le=10)  # on 429, 5xx and timeouts, with backoff
+    whole_file_max_lines: int = Field(default=200, ge=0)
+
+
+class HybridProposerSection(LLMProposerSection):
+    kind: Literal["hybrid"]  # type: ignore[assignment]
+    # TPE trials on the numbers a structural change exposes, before the next structural change.
+    tuning_trials: int = Field(default=8, ge=1)
+    startup_trials: int = Field(default=3, ge=0)
+    seed: int | None = None
+
+
+class AgentProposerSection(_ThinkingProposerSection):
+    kind: Literal["agent"]
+    preset: Literal["claude", "codex", "aider", "gemini", "generic"]
+    # The command line (required for `generic`; replaces the preset's own otherwise).
+    command: str | None = None
+    model: str | None = None
+    args: str = ""  # extra arguments appended to the preset's command line
+    timeout: Duration = 900.0
+
+    @model_validator(mode="after")
+    def _generic_needs_command(self) -> "AgentProposerSection":
+        if self.preset == "generic" and not self.command:
+            raise ValueError("the generic agent preset needs a command, e.g. command = 'my-agent < \"$RATCHET_BRIEF_FILE\"'")
+        return self
 
 
 ProposerSection = Annotated[
-    Union[OptunaProposerSection, CommandProposerSection], Field(discriminator="kind")
+    Union[
+        OptunaProposerSection,
+        CommandProposerSection,
+        LLMProposerSection,
+        AgentProposerSection,
+        HybridProposerSection,
+    ],
+    Field(discriminator="kind"),
 ]
+
+
+class SandboxSection(_Section):
+    """How untrusted processes run: proposer commands and every measurement command."""
+
+    # auto: bubblewrap where it works, else a warning; required: refuse to run without it;
+    # off: no sandbox (resource limits, the environment allowlist and process cleanup stay).
+    mode: Literal["auto", "required", "off"] = "auto"
+    network: bool = False  # whether measurements reach the network
+    env: list[EnvName] = []  # environment variables passed besides the allowlist ("CUDA_*" ok)
+    writable: list[str] = []  # paths measurements may write besides the checkout and /tmp
+    # Per measurement command. memory is address space per process (leave it unset for GPU
+    # programs, which reserve far more than they use); output is what the logs keep from
+    # the start and from the end of each stream.
+    memory: Size | None = None
+    cpu_time: Duration | None = None
+    processes: int | None = Field(default=1024, ge=1)
+    file_size: Size | None = None
+    output: Size = 1024 * 1024
 
 
 class Config(_Section):
@@ -345,9 +528,11 @@ class Config(_Section):
     scope: ScopeSection
     metric: MetricSection
     guards: list[GuardSection] = []
+    holdout: HoldoutSection | None = None
     verdict: VerdictSection = VerdictSection()
     budget: BudgetSection = BudgetSection()
     proposer: ProposerSection
+    sandbox: SandboxSection = SandboxSection()
 
     @model_validator(mode="after")
     def _unique_guard_names(self) -> "Config":

@@ -22,6 +22,7 @@ class Verdict(str, enum.Enum):
     TIMEOUT = "timeout"
     INVALID = "invalid"
     TAMPERED = "tampered"
+    OVERFIT = "overfit"  # the metric improved but the holdout got worse beyond its bound
     ABANDONED = "abandoned"
 
     def __str__(self) -> str:

@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seen REAL NOT NULL,
     pid INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run TEXT NOT NULL REFERENCES runs(name),
+    kind TEXT NOT NULL,
+    created REAL NOT NULL,
+    after_experiment INTEGER,
+    data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS hardware (
     fingerprint TEXT PRIMARY KEY,
     info TEXT NOT NULL
@@ -184,6 +192,24 @@ class Ledger:
             "SELECT COALESCE(SUM(last_seen - started), 0) FROM sessions WHERE run = ?", (run,)
         ).fetchone()
         return float(spent)
+
+    # ------------------------------------------------------------ events
+
+    def add_event(self, run: str, kind: str, data: dict[str, Any], after_experiment: int | None = None) -> None:
+        """A run-level measurement: "calibration" (A/A noise), "confirmation" (final race), "ablation"."""
+        self._db.execute(
+            "INSERT INTO events (run, kind, created, after_experiment, data) VALUES (?, ?, ?, ?, ?)",
+            (run, kind, time.time(), after_experiment, json.dumps(data, default=str)),
+        )
+
+    def events(self, run: str, kind: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT kind, created, after_experiment, data FROM events WHERE run = ?"
+        args: tuple[Any, ...] = (run,)
+        if kind is not None:
+            query += " AND kind = ?"
+            args += (kind,)
+        rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        return [{"kind": k, "created": c, "after_experiment": a, **json.loads(d)} for k, c, a, d in rows]
 
     # ------------------------------------------------------------ hardware
 

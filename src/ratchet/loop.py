@@ -7,8 +7,11 @@ run branch in agreement, so that a kill -9 at any moment leaves a state the next
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import math
 import os
+import random
 import signal
 import threading
 import time
@@ -26,10 +29,13 @@ from ratchet.hardware import fingerprint, hardware_info
 from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
 from ratchet.measure import CommandResult, MetricParseError, parse_number
 from ratchet.proposers import Outcome, Proposal, ProposalContext, Proposer, ProposerError, create_proposer
-from ratchet.proposers.base import BudgetExhausted, Usage
+from ratchet.proposers.base import BudgetExhausted, FatalProposerError, Usage
 from ratchet.report.terminal import Display, PlainDisplay
 from ratchet.scope import Globs
-from ratchet.verdict import Decision, evaluate_guard, policy_for
+from ratchet.stats import Noise, confidence_interval, estimate_noise, noise_floor
+from ratchet.stats import improvement as improvement_of
+from ratchet.sampling import Failure, MeasurementFailed, PristineHarness, Sampler, harness_paths
+from ratchet.verdict import Decision, Judgement, evaluate_guard, holdout_regressed, policy_for
 from ratchet.workspace import (
     EXPERIMENT_TRAILER,
     STATE_DIR,
@@ -39,6 +45,7 @@ from ratchet.workspace import (
     ScopeViolation,
     Workspace,
     exclude_state_dir,
+    reference_checkout,
 )
 
 
@@ -48,7 +55,9 @@ class RunError(Exception):
 
 # Settings that define what the run's numbers mean: changing them mid-run would compare
 # apples with oranges, so a resumed run refuses.
-_FROZEN_SETTINGS = ("metric.command", "metric.direction", "metric.regex", "metric.json", "scope.harness")
+_FROZEN_SETTINGS = (
+    "metric.command", "metric.run", "metric.score", "metric.direction", "metric.regex", "metric.json", "scope.harness",
+)  # fmt: skip
 
 
 @dataclass
@@ -71,6 +80,9 @@ class _State:
     measured: int
     consecutive_failures: int
     history: list[Experiment]
+    base_commit: str = ""
+    champion_fingerprint: str = ""
+    champion_holdout: float | None = None
     progress: Progress | None = None
 
 
@@ -165,6 +177,9 @@ class Loop:
         self.fingerprint = fingerprint(self.hardware)
         self.brief = self._read_brief()
         self._scope_cache: tuple[str, tuple[str, ...]] | None = None
+        self.champion_folder = self.state_dir / "worktrees" / f"{self.run_name}.champion"
+        self._champion_checkout: str | None = None
+        self._pristine_harness: PristineHarness | None = None
 
     # ------------------------------------------------------------ entry point
 
@@ -188,15 +203,22 @@ class Loop:
         self.workspace.open_worktree()
         self._repair(ledger, info)
         session = ledger.start_session(self.run_name)
-        proposer = self._proposer or create_proposer(self.config)
+        proposer = self._proposer or create_proposer(self.config, root=self.repo_root)
         try:
             with _Interrupts(self.display) as interrupts:
                 state = self._baseline(ledger, info, interrupts)
+                calibrations = ledger.events(self.run_name, "calibration")
+                if calibrations and calibrations[-1].get("fingerprint") == self.fingerprint:
+                    self._apply_noise(_noise_from(calibrations[-1]))
+                else:
+                    self._calibrate(ledger, state, interrupts, after=len(state.history) - 1)
                 try:
                     proposer.resume(tuple(state.history), self.run_dir / "proposer")
                 except ProposerError as exc:
                     raise RunError(f"the {proposer.kind} proposer cannot start: {exc}") from None
                 stop_reason = self._loop(ledger, session, proposer, state, interrupts)
+                if not interrupts.stop:
+                    self._confirm(ledger, state, interrupts)
         finally:
             ledger.touch_session(session)
             proposer.close()
@@ -293,7 +315,7 @@ class Loop:
         champion = self.workspace.champion()
         baseline = next((e for e in history if e.verdict is Verdict.BASELINE), None)
         if baseline is None:
-            baseline = self._measure_baseline(ledger, champion, interrupts)
+            baseline = self._measure_baseline(ledger, champion, info, interrupts)
             history.append(baseline)
         assert baseline.metric is not None
         last_keep = next((e for e in reversed(history) if e.verdict in (Verdict.KEEP, Verdict.BASELINE)), baseline)
@@ -313,25 +335,45 @@ class Loop:
             measured=sum(1 for e in history if e.verdict and e.verdict.counts_as_iteration),
             consecutive_failures=failures,
             history=history,
+            base_commit=info.base_commit,
+            champion_fingerprint=last_keep.hardware,
+            champion_holdout=last_keep.extra.get("holdout"),
         )
 
-    def _measure_baseline(self, ledger: Ledger, champion: str, interrupts: _Interrupts) -> Experiment:
+    def _measure_baseline(self, ledger: Ledger, champion: str, info: RunInfo, interrupts: _Interrupts) -> Experiment:
         experiment = self._new_experiment(ledger, champion, proposer="baseline")
         experiment.hypothesis = "baseline"
         self.display.experiment_started(experiment)
         log_dir = Path(experiment.log_dir)
-        result = self._run_metric(log_dir, interrupts)
-        value, failure = self._read_metric(result)
-        experiment.memory_gb = _gb(result.max_rss_bytes)
-        experiment.output_tail = result.tail()
-        if failure is None and (tampered := self.workspace.leftovers().tampered(self.harness)):
-            failure = Decision(Verdict.TAMPERED, f"the metric command itself changes harness files: {', '.join(tampered)}")
+        state = _State(
+            champion=champion, champion_metric=math.nan, baseline_metric=math.nan, champion_guards={},
+            measured=0, consecutive_failures=0, history=[], base_commit=info.base_commit,
+            champion_fingerprint=self.fingerprint,
+        )  # fmt: skip
+        sampler = self._sampler(state, log_dir, interrupts)
+        failure: Decision | None = None
+        value: float | None = None
+        try:
+            value = sampler.candidate()
+        except MeasurementFailed as exc:
+            failure = Decision(exc.failure.verdict, exc.failure.reason)
+            if failure.verdict is Verdict.TAMPERED:
+                failure = Decision(Verdict.TAMPERED, failure.reason.replace("harness changed during measurement", "the metric command itself changes harness files"))
+        last = sampler.last_candidate_result()
+        if last is not None:
+            experiment.memory_gb = _gb(last.max_rss_bytes)
+            experiment.output_tail = last.tail()
         guards: list[GuardResult] = []
         if failure is None:
             guards = self._run_guards(log_dir, {}, interrupts)
             failed = [g for g in guards if not g.passed]
             if failed:
                 failure = Decision(Verdict.CRASH, "guard fails on the baseline: " + ", ".join(f"{g.name} ({g.reason})" for g in failed))
+        if failure is None and self.config.holdout is not None:
+            holdout, problem = self._holdout_value(log_dir, interrupts, "holdout")
+            if holdout is None:
+                failure = Decision(Verdict.CRASH, f"the holdout fails on the baseline: {problem}")
+            experiment.extra["holdout"] = holdout
         experiment.guards = guards
         experiment.ended = time.time()
         experiment.state = "done"
@@ -340,7 +382,7 @@ class Loop:
             experiment.reason = "baseline: " + failure.reason
             ledger.update(experiment)
             self.workspace.discard()
-            tail = result.tail(600).strip()
+            tail = last.tail(600).strip() if last is not None else ""
             raise RunError(
                 f"the baseline measurement failed ({failure.verdict}): {failure.reason}"
                 + (f"\n{tail}" if tail and failure.verdict is not Verdict.TAMPERED else "")
@@ -349,10 +391,67 @@ class Loop:
         experiment.verdict = Verdict.BASELINE
         experiment.metric = value
         experiment.reason = "the champion at the start of the run"
+        experiment.extra["fingerprint"] = self.fingerprint
         ledger.update(experiment)
         self.workspace.discard()
         self.display.experiment_done(experiment)
         return experiment
+
+    # ------------------------------------------------------------ noise
+
+    def _calibrate(self, ledger: Ledger, state: _State, interrupts: _Interrupts, after: int) -> None:
+        """A/A: the champion measured against itself, to estimate the noise of one comparison."""
+        pairs = self.config.verdict.calibrate_pairs
+        if pairs < 2:
+            return
+        log_dir = self.run_dir / "logs" / f"calibration-{after:04d}"
+        sampler = self._sampler(state, log_dir, interrupts)
+        first: list[float] = []
+        second: list[float] = []
+        self.display.message(f"Measuring the noise: the champion against itself, {pairs} pairs…")
+        try:
+            for _ in range(pairs):
+                first.append(sampler.champion())
+                second.append(sampler.champion())
+        except MeasurementFailed as exc:
+            self.display.warning(f"noise calibration failed: {exc.failure.reason}")
+            return
+        log_scale = self.config.verdict.scale == "log" or (
+            self.config.verdict.scale == "auto" and self.config.verdict.min_effect.relative and min(first + second) > 0
+        )
+        noise = estimate_noise(first, second, log_scale)
+        data = {
+            "pairs": noise.pairs, "sd_single": noise.sd_single, "sd_pair": noise.sd_pair, "mean": noise.mean,
+            "relative": noise.relative, "deterministic": noise.deterministic, "scale": "log" if log_scale else "absolute",
+            "samples": [first, second], "fingerprint": self.fingerprint,
+        }  # fmt: skip
+        ledger.add_event(self.run_name, "calibration", data, after_experiment=after)
+        self._apply_noise(noise)
+
+    def _apply_noise(self, noise: Noise) -> None:
+        verdict = self.config.verdict
+        if noise.deterministic:
+            self.display.message("Noise: none (the metric is deterministic); one measurement decides.")
+            if verdict.deterministic == "auto":
+                self.policy = policy_for(verdict, self.config.metric.direction, deterministic=True)
+            return
+        if verdict.deterministic == "auto" and getattr(self.policy, "deterministic", False):
+            self.policy = policy_for(verdict, self.config.metric.direction)
+        unit = f" ({noise.relative:.2%} of the metric)" if noise.relative is not None else ""
+        scale = "log-ratio" if noise.log_scale else self.config.metric.name
+        self.display.message(f"Noise: one measurement varies by sd {noise.sd_single:.4g} {scale}{unit}; one comparison by {noise.sd_pair:.4g}.")
+        floor = noise_floor(verdict, noise)
+        effect = verdict.min_effect.value / 100 if verdict.min_effect.relative else verdict.min_effect.value
+        if noise.log_scale and verdict.min_effect.relative:
+            effect = math.log1p(effect)
+        elif verdict.min_effect.relative:
+            effect = verdict.min_effect.amount(noise.mean)
+        if effect < floor:
+            what = {"single": "one measurement each", "repeat": f"medians of {verdict.repeats}", "sequential": f"up to {verdict.max_pairs} pairs"}[verdict.mode]
+            advice = "; `sequential` mode keeps its false-keep rate at alpha anyway" if verdict.mode == "sequential" else (
+                "; expect noise to be kept as improvements — raise min_effect or use mode = \"sequential\""
+            )
+            self.display.warning(f"min_effect {verdict.min_effect} is below the noise floor ({floor:.4g} on the {scale} scale) of {what}{advice}")
 
     # ------------------------------------------------------------ the loop
 
@@ -392,6 +491,12 @@ class Loop:
                 state.champion = experiment.commit
                 state.champion_metric = experiment.metric
                 state.champion_guards = {g.name: g.value for g in experiment.guards if g.value is not None}
+                state.champion_fingerprint = self.fingerprint
+                if "holdout" in experiment.extra:
+                    state.champion_holdout = experiment.extra["holdout"]
+            every = self.config.verdict.recalibrate_every
+            if every and experiment.verdict.counts_as_iteration and state.measured % every == 0:
+                self._calibrate(ledger, state, interrupts, after=experiment.id)
             guards_passed = all(guard.passed for guard in experiment.guards)
             proposer.observe(Outcome(experiment.id, experiment.verdict, experiment.metric, proposal, guards_passed))
             self.display.experiment_done(experiment)
@@ -416,6 +521,10 @@ class Loop:
                 ledger.delete(experiment)
                 self._record_usage(ledger, exc.usage, previous=None)
                 raise
+            except FatalProposerError as exc:  # e.g. a rejected API key: no use trying again
+                ledger.delete(experiment)
+                self._record_usage(ledger, exc.usage, previous=None)
+                raise RunError(f"the {proposer.kind} proposer cannot go on: {exc}") from None
             except ProposerError as exc:
                 self._set_usage(experiment, exc.usage)
                 return self._finish(ledger, experiment, Decision(Verdict.INVALID, f"proposer: {exc}")), None
@@ -508,35 +617,46 @@ class Loop:
             direction=self.config.metric.direction,
             champion_metric=state.champion_metric,
             baseline_metric=state.baseline_metric,
-            history=tuple(state.history),
+            history=tuple(_without_holdout(e) for e in state.history),
             state_dir=self.run_dir / "proposer",
             log_dir=Path(experiment.log_dir),
             tokens_left=self.budget.tokens_left(state.progress) if state.progress else None,
             cost_left_usd=self.budget.cost_left(state.progress) if state.progress else None,
         )
 
-    def _run_metric(self, log_dir: Path, interrupts: _Interrupts) -> CommandResult:
-        metric = self.config.metric
-        job = Job(
-            worktree=self.workspace.worktree,
-            commands=(CommandSpec("metric", metric.command, self.config.metric_timeout()),),
-            log_dir=log_dir,
-        )
-        (result,) = self.executor.measure(job, should_abandon=lambda: interrupts.abandon)
-        return result
+    def _sampler(self, state: _State, log_dir: Path, interrupts: _Interrupts) -> Sampler:
+        def champion_dir() -> Path:
+            # Made on first use, at the champion, clean: single measurements never need it.
+            if self._champion_checkout != state.champion:
+                reference_checkout(self.repo_root, self.champion_folder, state.champion)
+                self._champion_checkout = state.champion
+            return self.champion_folder
 
-    def _read_metric(self, result: CommandResult) -> tuple[float | None, Decision | None]:
-        """The metric's value, or the decision that there is none (crash, timeout, invalid)."""
-        if result.interrupted:
-            return None, Decision(Verdict.ABANDONED, "abandoned (Ctrl-C) during measurement")
-        if result.timed_out:
-            return None, Decision(Verdict.TIMEOUT, f"the metric command ran past its timeout ({result.seconds:.1f}s)")
-        if not result.ok:
-            return None, Decision(Verdict.CRASH, f"the metric command exited with {result.exit_code}")
-        try:
-            return parse_number(result.read(self.config.metric.stream), self.config.metric), None
-        except MetricParseError as exc:
-            return None, Decision(Verdict.INVALID, f"no metric: {exc}")
+        def after_candidate() -> Failure | None:
+            tampered = self.workspace.leftovers().tampered(self.harness)
+            if tampered:
+                return Failure(Verdict.TAMPERED, f"harness changed during measurement: {', '.join(tampered)}")
+            return None
+
+        return Sampler(
+            config=self.config,
+            executor=self.executor,
+            candidate_dir=self.workspace.worktree,
+            champion_dir=champion_dir,
+            log_dir=log_dir,
+            stored_champion=state.champion_metric,
+            should_abandon=lambda: interrupts.abandon,
+            after_candidate=after_candidate,
+            pristine=self._pristine(state),
+        )
+
+    def _pristine(self, state: _State) -> PristineHarness | None:
+        if not self.config.metric.trusted_scoring:
+            return None
+        if self._pristine_harness is None:
+            paths = harness_paths(self.repo_root, state.base_commit, self.harness.matches)
+            self._pristine_harness = PristineHarness(self.repo_root, state.base_commit, paths, self.run_dir / "pristine-harness")
+        return self._pristine_harness
 
     def _run_guards(self, log_dir: Path, champion_guards: dict[str, float], interrupts: _Interrupts) -> list[GuardResult]:
         guards = self.config.guards
@@ -560,28 +680,89 @@ class Loop:
     def _measure_and_decide(
         self, experiment: Experiment, state: _State, log_dir: Path, interrupts: _Interrupts
     ) -> tuple[Decision, Leftovers]:
-        result = self._run_metric(log_dir, interrupts)
-        experiment.memory_gb = _gb(result.max_rss_bytes)
-        experiment.output_tail = result.tail()
-        value, failure = self._read_metric(result)
-        experiment.metric = value
+        sampler = self._sampler(state, log_dir, interrupts)
+        rng = random.Random(f"{self.config.verdict.seed}/{self.run_name}/{experiment.id}")
+        self._refresh_stored_champion(state, sampler)
+        try:
+            judgement = self.policy.judge(sampler, rng)
+        except MeasurementFailed as exc:
+            self._record_samples(experiment, sampler, None)
+            return Decision(exc.failure.verdict, exc.failure.reason), self.workspace.leftovers()
+        finally:
+            if (last := sampler.last_candidate_result()) is not None:
+                experiment.memory_gb = _gb(last.max_rss_bytes)
+                experiment.output_tail = last.tail()
+        self._record_samples(experiment, sampler, judgement)
+        experiment.metric = judgement.candidate_value
         leftovers = self.workspace.leftovers()
-        if tampered := leftovers.tampered(self.harness):
-            return Decision(Verdict.TAMPERED, f"harness changed during measurement: {', '.join(tampered)}"), leftovers
-        if failure is not None:
-            return failure, leftovers
-        assert value is not None
-        decision = self.policy.would_keep(state.champion_metric, value)
-        if decision.verdict is not Verdict.KEEP or not self.config.guards:
+        decision = judgement.decision
+        if decision.verdict is not Verdict.KEEP:
             return decision, leftovers
-        # Guards cost time (a test suite): only would-be keeps pay for them.
-        experiment.guards = self._run_guards(log_dir, state.champion_guards, interrupts)
-        if interrupts.abandon:
-            return Decision(Verdict.ABANDONED, "abandoned (Ctrl-C) during the guards"), leftovers
-        leftovers = self.workspace.leftovers()
-        if tampered := leftovers.tampered(self.harness):
-            return Decision(Verdict.TAMPERED, f"harness changed during the guards: {', '.join(tampered)}"), leftovers
-        return self.policy.decide(state.champion_metric, value, experiment.guards), leftovers
+        if self.config.guards:
+            # Guards cost time (a test suite): only would-be keeps pay for them.
+            experiment.guards = self._run_guards(log_dir, state.champion_guards, interrupts)
+            if interrupts.abandon:
+                return Decision(Verdict.ABANDONED, "abandoned (Ctrl-C) during the guards"), leftovers
+            leftovers = self.workspace.leftovers()
+            if tampered := leftovers.tampered(self.harness):
+                return Decision(Verdict.TAMPERED, f"harness changed during the guards: {', '.join(tampered)}"), leftovers
+            decision = self.policy.decide(state.champion_metric, experiment.metric, experiment.guards)
+            if decision.verdict is not Verdict.KEEP:
+                return decision, leftovers
+        if self.config.holdout is not None:
+            decision = self._check_holdout(experiment, state, log_dir, interrupts, decision)
+            leftovers = self.workspace.leftovers()
+            if tampered := leftovers.tampered(self.harness):
+                return Decision(Verdict.TAMPERED, f"harness changed during the holdout: {', '.join(tampered)}"), leftovers
+        return decision, leftovers
+
+    def _refresh_stored_champion(self, state: _State, sampler: Sampler) -> None:
+        # A recorded score from other hardware is never compared: measure the champion here.
+        if state.champion_fingerprint != self.fingerprint and not self.policy.remeasures_champion:
+            value = sampler.champion()
+            state.champion_metric = sampler.stored_champion = value
+            state.champion_fingerprint = self.fingerprint
+
+    def _record_samples(self, experiment: Experiment, sampler: Sampler, judgement: Judgement | None) -> None:
+        if judgement is not None:
+            experiment.extra.update(judgement.to_json())
+        experiment.extra["measurements"] = dict(sampler.counts)
+        experiment.extra["fingerprint"] = self.fingerprint
+
+    def _holdout_value(self, log_dir: Path, interrupts: _Interrupts, name: str) -> tuple[float | None, str]:
+        spec = self.config.holdout
+        assert spec is not None
+        job = Job(
+            worktree=self.workspace.worktree,
+            commands=(CommandSpec(name, spec.command, spec.timeout or self.config.budget.experiment_timeout),),
+            log_dir=log_dir,
+        )
+        (result,) = self.executor.measure(job, should_abandon=lambda: interrupts.abandon)
+        if not result.ok:
+            return None, "timed out" if result.timed_out else f"exit {result.exit_code}"
+        try:
+            return parse_number(result.read(spec.stream), spec), ""
+        except MetricParseError as exc:
+            return None, str(exc)
+
+    def _check_holdout(
+        self, experiment: Experiment, state: _State, log_dir: Path, interrupts: _Interrupts, decision: Decision
+    ) -> Decision:
+        spec = self.config.holdout
+        assert spec is not None
+        value, problem = self._holdout_value(log_dir, interrupts, "holdout")
+        experiment.extra["holdout"] = value
+        if value is None:
+            return Decision(Verdict.DISCARD, f"{decision.reason}, but the holdout failed: {problem}")
+        if state.champion_holdout is None:
+            return decision
+        overfit = holdout_regressed(spec, state.champion_holdout, value)
+        if overfit is None:
+            return decision
+        experiment.extra["overfit"] = True
+        if spec.action == "flag":
+            return Decision(Verdict.KEEP, f"{decision.reason}; FLAGGED overfit: {overfit}")
+        return Decision(Verdict.OVERFIT, f"{decision.reason}, but {overfit}")
 
     def _keep(
         self, ledger: Ledger, experiment: Experiment, decision: Decision, candidate: Candidate, leftovers: Leftovers, state: _State
@@ -632,6 +813,44 @@ class Loop:
 
     # ------------------------------------------------------------ end
 
+    def _confirm(self, ledger: Ledger, state: _State, interrupts: _Interrupts) -> None:
+        """The final champion against the original baseline, in interleaved pairs, with a 95% CI."""
+        pairs = self.config.verdict.confirm_pairs
+        if pairs < 1 or state.champion == state.base_commit:
+            return
+        if getattr(self.policy, "deterministic", False):
+            pairs = 1
+        baseline_folder = self.state_dir / "worktrees" / f"{self.run_name}.baseline"
+        reference_checkout(self.repo_root, baseline_folder, state.base_commit)
+        log_dir = self.run_dir / "logs" / "confirmation"
+        sampler = self._sampler(state, log_dir, interrupts)
+        champion_dir = sampler.champion_dir()
+        confirm = Sampler(
+            config=self.config, executor=self.executor, candidate_dir=champion_dir, champion_dir=lambda: baseline_folder,
+            log_dir=log_dir, stored_champion=state.baseline_metric, should_abandon=lambda: interrupts.abandon,
+            after_candidate=lambda: None, pristine=sampler.pristine,
+        )  # fmt: skip
+        self.display.message(f"Confirmation race: the champion against the baseline, {pairs} pair{'s' if pairs > 1 else ''}…")
+        rng = random.Random(f"{self.config.verdict.seed}/{self.run_name}/confirm")
+        champion_samples: list[float] = []
+        baseline_samples: list[float] = []
+        try:
+            for _ in range(pairs):
+                if interrupts.abandon:
+                    return
+                if rng.random() < 0.5:
+                    champion_samples.append(confirm.candidate())
+                    baseline_samples.append(confirm.champion())
+                else:
+                    baseline_samples.append(confirm.champion())
+                    champion_samples.append(confirm.candidate())
+        except MeasurementFailed as exc:
+            self.display.warning(f"confirmation race failed: {exc.failure.reason}")
+            return
+        result = confirmation(self.config, baseline_samples, champion_samples)
+        ledger.add_event(self.run_name, "confirmation", {**result, "fingerprint": self.fingerprint}, after_experiment=state.history[-1].id)
+        self.display.message(result["summary"])
+
     def _summary(self, ledger: Ledger, info: RunInfo, stop_reason: str) -> RunSummary:
         experiments = ledger.experiments(self.run_name)
         counts: dict[str, int] = {}
@@ -649,6 +868,45 @@ class Loop:
             champion_commit=self.workspace.champion(),
             counts=counts,
         )
+
+
+def confirmation(config: Config, baseline: list[float], champion: list[float]) -> dict[str, Any]:
+    """The total gain of the champion over the baseline with a 95% confidence interval."""
+    direction = config.metric.direction
+    log_scale = config.verdict.scale != "absolute" and min(baseline + champion) > 0 and (
+        config.verdict.scale == "log" or config.verdict.min_effect.relative
+    )
+    diffs = [improvement_of(direction, b, c, log_scale) for b, c in zip(baseline, champion)]
+    mean, low, high = confidence_interval(diffs) if len(diffs) > 1 else (diffs[0], diffs[0], diffs[0])
+    if log_scale:
+        gain, low_gain, high_gain = (math.expm1(v) for v in (mean, low, high))
+        shown = f"{gain:+.2%} (95% CI {low_gain:+.2%} .. {high_gain:+.2%})"
+    else:
+        gain, low_gain, high_gain = mean, low, high
+        shown = f"{gain:+.6g} {config.metric.name} (95% CI {low_gain:+.6g} .. {high_gain:+.6g})"
+    summary = (
+        f"Confirmed gain of the champion over the baseline ({'lower' if direction == 'minimize' else 'higher'} is better), "
+        f"{len(diffs)} pair{'s' if len(diffs) > 1 else ''}: {shown}"
+    )
+    return {
+        "pairs": len(diffs), "scale": "log" if log_scale else "absolute", "gain": gain, "ci_low": low_gain,
+        "ci_high": high_gain, "baseline_samples": baseline, "champion_samples": champion, "summary": summary,
+    }  # fmt: skip
+
+
+def _without_holdout(experiment: Experiment) -> Experiment:
+    """The proposer never sees the holdout metric."""
+    if "holdout" not in experiment.extra and "overfit" not in experiment.extra:
+        return experiment
+    extra = {k: v for k, v in experiment.extra.items() if k not in ("holdout", "overfit")}
+    return dataclasses.replace(experiment, extra=extra)
+
+
+def _noise_from(event: dict[str, Any]) -> Noise:
+    return Noise(
+        pairs=event["pairs"], sd_single=event["sd_single"], sd_pair=event["sd_pair"], mean=event["mean"],
+        log_scale=event["scale"] == "log",
+    )  # fmt: skip
 
 
 def _gb(rss: int | None) -> float | None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import Sequence
+import math
+import random
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
 
-from ratchet.config import Effect, GuardSection, VerdictSection
+from ratchet import stats
+from ratchet.config import Effect, GuardSection, HoldoutSection, VerdictSection
 from ratchet.experiment import GuardResult, Verdict
 from ratchet.measure import CommandResult, MetricParseError, parse_number
 
@@ -27,12 +31,54 @@ def relative_change(champion: float, candidate: float) -> float | None:
     return None if champion == 0 else (candidate - champion) / abs(champion)
 
 
+class Sampler(Protocol):
+    """Where a policy gets its numbers: each call is one fresh measurement."""
+
+    stored_champion: float
+
+    def candidate(self) -> float: ...
+
+    def champion(self) -> float: ...
+
+
+@dataclass
+class Judgement:
+    """A policy's decision on the metric, with the samples and statistics behind it."""
+
+    decision: Decision
+    candidate: list[float] = field(default_factory=list)
+    champion: list[float] = field(default_factory=list)
+    p_value: float | None = None
+    log_scale: bool = False
+
+    @property
+    def candidate_value(self) -> float:
+        """The candidate's metric as recorded: the median of its samples."""
+        return statistics.median(self.candidate)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "candidate_samples": self.candidate,
+            "champion_samples": self.champion,
+            "p_value": self.p_value,
+            "scale": "log" if self.log_scale else "absolute",
+        }
+
+
 class VerdictPolicy(abc.ABC):
-    """Decides whether a measured candidate beats the champion. Swappable per ``verdict.mode``."""
+    """Decides whether a candidate beats the champion. Swappable per ``verdict.mode``."""
+
+    #: whether the policy measures the champion again (needs the champion's checkout)
+    remeasures_champion = False
+
+    def judge(self, sampler: Sampler, rng: random.Random) -> Judgement:
+        """Measure through ``sampler`` and decide on the metric alone (guards come after)."""
+        value = sampler.candidate()
+        return Judgement(self.would_keep(sampler.stored_champion, value), candidate=[value])
 
     @abc.abstractmethod
     def would_keep(self, champion: float, candidate: float) -> Decision:
-        """The metric alone: KEEP when better enough, else DISCARD (guards come after)."""
+        """One candidate value against one champion value: KEEP when better enough."""
 
     def decide(self, champion: float, candidate: float, guards: Sequence[GuardResult]) -> Decision:
         decision = self.would_keep(champion, candidate)
@@ -64,10 +110,129 @@ class SingleMeasurement(VerdictPolicy):
         return Decision(Verdict.DISCARD, f"not better: {shown}")
 
 
-def policy_for(section: VerdictSection, direction: str) -> VerdictPolicy:
+def _use_log_scale(section: VerdictSection, values: Sequence[float]) -> bool:
+    if section.scale == "absolute":
+        return False
+    positive = all(value > 0 for value in values)
+    if section.scale == "log":
+        return positive
+    return section.min_effect.relative and positive
+
+
+def _threshold_on_scale(min_effect: Effect, log_scale: bool, champion: float) -> float:
+    """min_effect in the units of the paired differences."""
+    if log_scale:
+        return math.log1p(min_effect.value / 100.0) if min_effect.relative else 0.0
+    return min_effect.amount(champion)
+
+
+def _describe(direction: str, champion: float, candidate: float) -> str:
+    change = relative_change(champion, candidate)
+    return f"{candidate:.6g} vs champion {champion:.6g}" + (f" ({change:+.2%})" if change is not None else "")
+
+
+class RepeatedMeasurement(VerdictPolicy):
+    """n measurements of each side, interleaved in random order; the medians are compared."""
+
+    remeasures_champion = True
+
+    def __init__(self, section: VerdictSection, direction: str) -> None:
+        self.section = section
+        self.direction = direction
+        self.single = SingleMeasurement(direction, section.min_effect)
+
+    def would_keep(self, champion: float, candidate: float) -> Decision:
+        return self.single.would_keep(champion, candidate)
+
+    def judge(self, sampler: Sampler, rng: random.Random) -> Judgement:
+        cand: list[float] = []
+        champ: list[float] = []
+        for _ in range(self.section.repeats):
+            _measure_pair(sampler, rng, cand, champ)
+        decision = self.single.would_keep(statistics.median(champ), statistics.median(cand))
+        decision = Decision(decision.verdict, f"medians of {len(cand)}: {decision.reason}")
+        return Judgement(decision, cand, champ)
+
+
+class SequentialPairs(VerdictPolicy):
+    """Interleaved pairs with a group-sequential paired t-test.
+
+    After each pair from 3 to ``max_pairs``: keep when the one-sided p-value of "mean
+    difference > min_effect" is below the Pocock threshold that holds the whole sequence's
+    false-keep rate at ``alpha``; discard as soon as the mean difference is at or below
+    ``min_effect`` (futility) or at ``max_pairs``. A metric without spread (deterministic) is
+    decided on one pair.
+    """
+
+    remeasures_champion = True
+
+    def __init__(self, section: VerdictSection, direction: str, deterministic: bool = False) -> None:
+        self.section = section
+        self.direction = direction
+        self.deterministic = deterministic
+        self.threshold = stats.pocock_threshold(section.alpha, section.max_pairs)
+
+    def would_keep(self, champion: float, candidate: float) -> Decision:
+        return SingleMeasurement(self.direction, self.section.min_effect).would_keep(champion, candidate)
+
+    def judge(self, sampler: Sampler, rng: random.Random) -> Judgement:
+        if self.deterministic:
+            # Same code, same number: one measurement of the candidate against the champion's.
+            value = sampler.candidate()
+            decision = self.would_keep(sampler.stored_champion, value)
+            return Judgement(Decision(decision.verdict, f"deterministic metric: {decision.reason}"), [value])
+        cand: list[float] = []
+        champ: list[float] = []
+        p = 1.0
+        for n in range(1, self.section.max_pairs + 1):
+            _measure_pair(sampler, rng, cand, champ)
+            if n < stats.MIN_PAIRS:
+                continue
+            log_scale = _use_log_scale(self.section, cand + champ)
+            diffs = [stats.improvement(self.direction, a, b, log_scale) for a, b in zip(champ, cand)]
+            effect = _threshold_on_scale(self.section.min_effect, log_scale, statistics.median(champ))
+            p = stats.paired_p_value(diffs, effect)
+            mean = statistics.fmean(diffs)
+            shown = _describe(self.direction, statistics.median(champ), statistics.median(cand))
+            if p < self.threshold:
+                reason = f"better after {n} pairs (p={p:.3g} < {self.threshold:.3g}): medians {shown}"
+                return Judgement(Decision(Verdict.KEEP, reason), cand, champ, p, log_scale)
+            if mean <= effect:
+                reason = f"not better after {n} pairs (mean difference at or below min_effect): medians {shown}"
+                return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, log_scale)
+        reason = f"not shown better in {self.section.max_pairs} pairs (p={p:.3g}): medians " + _describe(
+            self.direction, statistics.median(champ), statistics.median(cand)
+        )
+        return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, _use_log_scale(self.section, cand + champ))
+
+
+def _measure_pair(sampler: Sampler, rng: random.Random, cand: list[float], champ: list[float]) -> None:
+    # Random order within a pair: drift (a machine warming up) hits both sides alike.
+    if rng.random() < 0.5:
+        cand.append(sampler.candidate())
+        champ.append(sampler.champion())
+    else:
+        champ.append(sampler.champion())
+        cand.append(sampler.candidate())
+
+
+def policy_for(section: VerdictSection, direction: str, deterministic: bool = False) -> VerdictPolicy:
     if section.mode == "single":
         return SingleMeasurement(direction, section.min_effect)
+    if section.mode == "repeat":
+        return RepeatedMeasurement(section, direction)
+    if section.mode == "sequential":
+        return SequentialPairs(section, direction, deterministic)
     raise ValueError(f"unknown verdict mode {section.mode!r}")  # pragma: no cover - config validates
+
+
+def holdout_regressed(spec: HoldoutSection, champion: float, candidate: float) -> str | None:
+    """Why the holdout says the candidate overfits (worse beyond its bound), or None."""
+    worse_by = -improvement(spec.direction, champion, candidate)
+    allowed = spec.max_regression.amount(champion)
+    if worse_by > allowed:
+        return f"holdout got worse: {candidate:.6g} vs champion's {champion:.6g} (allowed {spec.max_regression})"
+    return None
 
 
 def evaluate_guard(spec: GuardSection, result: CommandResult | None, champion_value: float | None) -> GuardResult:

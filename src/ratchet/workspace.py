@@ -475,3 +475,17 @@ class Workspace:
 
     def reset_branch(self, commit: str) -> None:
         git(self.worktree, "reset", "--quiet", "--hard", commit)
+
+
+def reference_checkout(repo_root: Path, folder: Path, commit: str) -> Path:
+    """A detached worktree at ``commit`` (made once, then reset and cleaned): where the champion
+    or the baseline is re-measured beside the candidate."""
+    if not (folder / ".git").exists():
+        git(repo_root, "worktree", "prune")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        git(repo_root, "worktree", "add", "--quiet", "--detach", str(folder), commit)
+    else:
+        git(folder, "checkout", "--quiet", "--force", "--detach", commit)
+    git(folder, "reset", "--quiet", "--hard", commit)
+    git(folder, "clean", "-ffdxq")
+    return folder
