@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 from ratchet.budget import hms
 from ratchet.config import ConfigError
@@ -216,7 +217,7 @@ def status(run: RunOption = None, as_json: JsonOption = False) -> None:
     out.print(f"budget: {iterations} iterations, {wall} wall time{spending}")
     if data["last"]:
         last = data["last"]
-        out.print(f"last: #{last['id']} {last['verdict'] or 'running'} — {last['hypothesis']}")
+        out.print(f"last: #{last['id']} {last['verdict'] or 'running'} — {last['hypothesis']}", markup=False)
 
 
 @app.command("log")
@@ -238,7 +239,7 @@ def log_(run: RunOption = None, as_json: JsonOption = False) -> None:
         table.add_row(
             str(e.id), f"[{style}]{verdict}[/]" if style else verdict, format_metric(e.metric),
             format_change(baseline, e.metric) if e.verdict is not Verdict.BASELINE else "",
-            (e.commit or "")[:7], " ".join(e.hypothesis.split()),
+            (e.commit or "")[:7], Text(" ".join(e.hypothesis.split())),  # Text: "[tuning …]" is not markup
         )  # fmt: skip
     out.print(table)
 
@@ -303,6 +304,146 @@ def export(
         return
     output.write_text(text)
     out.print(f"wrote {output} ({text.count(chr(10)) - 1} experiments)")
+
+
+# ---------------------------------------------------------------- report / dashboard
+
+
+@app.command()
+def report(
+    run_name: Annotated[Optional[str], typer.Argument(metavar="[RUN]", help="Run name (default: the config's run, else the newest).", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write (default: ratchet-<run>.html, or .png with --png).")] = None,
+    png: Annotated[bool, typer.Option("--png", help="Write the progress plot alone, as a PNG image (needs matplotlib).")] = False,
+) -> None:
+    """Write one self-contained HTML file (works offline): progress plot, kept changes with diffs, verdicts, budget, hardware."""
+    from ratchet.report import MissingDependency
+    from ratchet.report.html import write_report
+    from ratchet.report.png import write_png
+
+    project, ledger, info = _open(run_name)
+    target = output or Path(f"ratchet-{info.name.replace('/', '-')}.{'png' if png else 'html'}")
+    try:
+        if png:
+            from ratchet.report.data import run_view
+
+            write_png(run_view(project.root, ledger, info, diffs=False), target)
+        else:
+            write_report(project.root, ledger, info, target)
+    except MissingDependency as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        ledger.close()
+    out.print(f"wrote {target}")
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; the default serves this machine only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8765,
+) -> None:
+    """Serve a live page that follows this repository's runs: plot, experiment in flight, ledger with diffs."""
+    from ratchet.report import MissingDependency
+
+    project = _project()
+    try:
+        from ratchet.report.dashboard import is_loopback, serve
+
+        if not is_loopback(host):
+            err.print(f"ratchet: warning: {host} is reachable from other machines; the dashboard shows diffs and output to anyone who connects", markup=False)
+        serve(project.root, host, port, ready=lambda url: out.print(f"Dashboard of {project.root} on {url} (Ctrl-C to stop)"))
+    except MissingDependency as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@app.command()
+def calibrate(
+    pairs: Annotated[int, typer.Option("--pairs", "-p", min=2, help="A/A pairs to measure (2 measurements each).")] = 10,
+    power: Annotated[float, typer.Option("--power", min=0.05, max=0.99, help="Wanted probability of keeping a real effect.")] = 0.8,
+    effect: Annotated[Optional[str], typer.Option("--effect", help="An effect to plan for: a number in the metric's units, or '2%'.")] = None,
+    run: RunOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Measure the noise: the champion against itself; recommend min_effect and pairs (power planning)."""
+    from ratchet.analysis import AnalysisError
+    from ratchet.analysis import calibrate as measure_noise
+    from ratchet.config import parse_effect
+    from ratchet.workspace import BRANCH_PREFIX
+
+    project = _project(config)
+    try:
+        cfg = project.config()
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    wanted = None
+    if effect is not None:
+        try:
+            wanted = parse_effect(effect)
+        except ValueError as exc:
+            raise _fail(f"--effect: {exc}", 2) from None
+    name = run or cfg.run.name
+    branch = BRANCH_PREFIX + name
+    try:
+        commit = git(project.root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip()
+        head = git(project.root, "rev-parse", "HEAD").strip()
+        commit = commit or head
+        out.print(f"Measuring {commit[:7]} ({branch if commit != head else 'HEAD'}) against itself, {pairs} pairs…")
+        result = measure_noise(project.root, cfg, commit, head, pairs, power, wanted, progress=lambda m: err.print(m, markup=False))
+    except (AnalysisError, GitError, WorkspaceError) as exc:
+        raise _fail(str(exc)) from None
+    noise = result.noise
+    scale = "log-ratio" if noise.log_scale else cfg.metric.name
+    if noise.deterministic:
+        out.print(f"The metric is deterministic (all {2 * pairs} measurements gave {noise.mean:.6g}): one measurement decides; any min_effect works.")
+        return
+    relative = f" ({noise.relative:.2%} of the metric)" if noise.relative is not None else ""
+    out.print(f"noise: one measurement sd {noise.sd_single:.4g} {scale}{relative}; one paired comparison sd {noise.sd_pair:.4g}")
+    v = cfg.verdict
+    out.print(
+        f"recommended min_effect: about {result.recommended_min_effect:.4g} ({scale}) — what `sequential` with "
+        f"max_pairs = {v.max_pairs} keeps with probability {power:.0%} at alpha = {v.alpha}"
+    )
+    if result.effect is not None:
+        needed = result.pairs_for_effect
+        shown = f"{needed} pairs" if needed is not None else "more than 50 pairs (raise the effect or lower the noise)"
+        out.print(f"to detect {effect} ({result.effect:.4g} {scale}) with power {power:.0%}: {shown}")
+
+
+@app.command()
+def ablate(run: RunOption = None, config: ConfigOption = None) -> None:
+    """Leave-one-out: re-measure the champion with each kept commit reverted; name keeps that add nothing."""
+    from ratchet.analysis import AnalysisError
+    from ratchet.analysis import ablate as leave_one_out
+
+    project, ledger, info = _open(run)
+    try:
+        cfg = project.config()
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    kept = [e for e in ledger.experiments(info.name) if e.verdict is Verdict.KEEP and e.commit]
+    if not kept:
+        raise _fail(f"run {info.name!r} has no kept experiment to ablate")
+    champion = git(project.root, "rev-parse", info.branch).strip()
+    out.print(f"Ablating {len(kept)} kept experiment{'s' if len(kept) > 1 else ''} of {info.name} (champion {champion[:7]})…")
+    try:
+        results = leave_one_out(project.root, cfg, info.name, info.base_commit, champion, kept, progress=lambda m: err.print(m, markup=False))
+    except (AnalysisError, GitError, WorkspaceError) as exc:
+        raise _fail(str(exc)) from None
+    ledger.add_event(info.name, "ablation", {"champion": champion, "results": [r.__dict__ for r in results]})
+    ledger.close()
+    table = Table(title=f"{info.name}: leave-one-out", title_justify="left")
+    for column in ("id", "commit", "contributes", "hypothesis", "detail"):
+        table.add_column(column)
+    for r in results:
+        mark = "[green]yes[/]" if r.contributes else ("[red]NO[/]" if r.contributes is False else "?")
+        table.add_row(str(r.experiment), r.commit[:7], mark, r.hypothesis, r.detail)
+    out.print(table)
+    idle = [r for r in results if r.contributes is False]
+    if idle:
+        out.print("Kept but not contributing: " + ", ".join(f"#{r.experiment} ({r.commit[:7]})" for r in idle))
 
 
 def main() -> None:

@@ -1,0 +1,126 @@
+"""Measurements outside the loop: ``ratchet calibrate`` (noise, power planning) and ``ratchet ablate``.
+
+Both measure real checkouts with the run's harness, never stored scores.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ratchet import stats
+from ratchet.config import Config, Effect
+from ratchet.executors import Executor, LocalExecutor
+from ratchet.experiment import Experiment, Verdict
+from ratchet.sampling import MeasurementFailed, PristineHarness, Sampler, harness_paths
+from ratchet.scope import Globs
+from ratchet.verdict import SequentialPairs
+from ratchet.workspace import STATE_DIR, GitError, git, reference_checkout
+
+
+class AnalysisError(Exception):
+    """One line for the user."""
+
+
+def _sampler(
+    config: Config, repo_root: Path, base_commit: str, candidate: Path, champion: Path, log_dir: Path, executor: Executor
+) -> Sampler:
+    pristine = None
+    if config.metric.trusted_scoring:
+        paths = harness_paths(repo_root, base_commit, Globs(config.scope.harness).matches)
+        pristine = PristineHarness(repo_root, base_commit, paths, log_dir / "pristine-harness")
+    return Sampler(
+        config=config, executor=executor, candidate_dir=candidate, champion_dir=lambda: champion, log_dir=log_dir,
+        stored_champion=float("nan"), should_abandon=lambda: False, after_candidate=lambda: None, pristine=pristine,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Calibration:
+    noise: stats.Noise
+    commit: str
+    recommended_min_effect: float  # on the differences' scale (log-ratio or metric units)
+    pairs_for_effect: int | None  # pairs a fixed test needs for the asked effect and power
+    effect: float | None
+
+
+def calibrate(
+    repo_root: Path, config: Config, commit: str, base_commit: str, pairs: int, power: float, effect: Effect | None,
+    progress: Callable[[str], None] = lambda _: None, executor: Executor | None = None,
+) -> Calibration:  # fmt: skip
+    """A/A on ``commit``: ``pairs`` pairs of the same checkout measured against itself."""
+    folder = repo_root / STATE_DIR / "worktrees" / "calibrate"
+    reference_checkout(repo_root, folder, commit)
+    log_dir = repo_root / STATE_DIR / "calibrate"
+    sampler = _sampler(config, repo_root, base_commit, folder, folder, log_dir, executor or LocalExecutor())
+    first: list[float] = []
+    second: list[float] = []
+    for i in range(pairs):
+        progress(f"pair {i + 1}/{pairs}")
+        try:
+            first.append(sampler.champion())
+            second.append(sampler.champion())
+        except MeasurementFailed as exc:
+            raise AnalysisError(f"the metric failed on {commit[:7]}: {exc.failure.reason} (logs: {log_dir})") from None
+    verdict = config.verdict
+    log_scale = verdict.scale == "log" or (verdict.scale == "auto" and verdict.min_effect.relative and min(first + second) > 0)
+    noise = stats.estimate_noise(first, second, log_scale)
+    threshold = stats.pocock_threshold(verdict.alpha, verdict.max_pairs)
+    recommended = stats.detectable_effect(noise.sd_pair, threshold, power, verdict.max_pairs)
+    wanted = None
+    needed = None
+    if effect is not None:
+        if log_scale and effect.relative:
+            import math
+
+            wanted = math.log1p(effect.value / 100)
+        else:
+            wanted = effect.amount(noise.mean)
+        needed = stats.pairs_needed(wanted, noise.sd_pair, verdict.alpha, power)
+    return Calibration(noise, commit, recommended, needed, wanted)
+
+
+@dataclass(frozen=True)
+class Ablation:
+    experiment: int
+    commit: str
+    hypothesis: str
+    contributes: bool | None  # None: could not be reverted alone
+    detail: str
+
+
+def ablate(
+    repo_root: Path, config: Config, run: str, base_commit: str, champion: str, kept: list[Experiment],
+    progress: Callable[[str], None] = lambda _: None, executor: Executor | None = None, seed: int = 0,
+) -> list[Ablation]:  # fmt: skip
+    """Leave-one-out: the champion against the champion with one kept commit reverted, for each."""
+    executor = executor or LocalExecutor()
+    worktrees = repo_root / STATE_DIR / "worktrees"
+    champion_dir = reference_checkout(repo_root, worktrees / f"{run}.champion", champion)
+    # Contribution test: is the champion better than the champion without the commit?
+    section = config.verdict.model_copy(update={"min_effect": Effect(value=0.0, relative=False), "mode": "sequential"})
+    policy = SequentialPairs(section, config.metric.direction)
+    results = []
+    for experiment in kept:
+        assert experiment.commit is not None
+        progress(f"experiment {experiment.id} ({experiment.commit[:7]})")
+        folder = reference_checkout(repo_root, worktrees / f"{run}.ablate", champion)
+        try:
+            git(folder, "revert", "--no-commit", "--no-edit", experiment.commit)
+        except GitError:
+            git(folder, "reset", "--quiet", "--hard", champion)
+            results.append(Ablation(experiment.id, experiment.commit, experiment.hypothesis, None, "does not revert alone (conflicts with later keeps)"))
+            continue
+        log_dir = repo_root / STATE_DIR / "runs" / run / "logs" / f"ablate-{experiment.id:04d}"
+        sampler = _sampler(config, repo_root, base_commit, champion_dir, folder, log_dir, executor)
+        try:
+            judgement = policy.judge(sampler, random.Random(f"{seed}/ablate/{experiment.id}"))
+        except MeasurementFailed as exc:
+            results.append(Ablation(experiment.id, experiment.commit, experiment.hypothesis, None, f"measurement failed: {exc.failure.reason}"))
+            continue
+        contributes = judgement.decision.verdict is Verdict.KEEP
+        detail = f"the champion against the champion without it: {judgement.decision.reason}"
+        results.append(Ablation(experiment.id, experiment.commit, experiment.hypothesis, contributes, detail))
+    return results

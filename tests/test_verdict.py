@@ -1,0 +1,230 @@
+"""Trustworthy verdicts: the statistics, and real runs on a noisy metric with fixed seeds."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import NUMBER_CONFIG, run_cli, sh
+from rich.console import Console
+from test_loop import Scripted, number
+
+from ratchet import Ledger, Loop, Proposal, ProposalContext, Verdict
+from ratchet.config import Effect, VerdictSection, load_config
+from ratchet.report.terminal import Display
+from ratchet.stats import paired_p_value, pocock_threshold
+from ratchet.verdict import SequentialPairs, SingleMeasurement
+
+
+def noisy_bench(counter: Path, sd: float = 1.0) -> str:
+    # Each run draws its noise from a counter kept outside the repository: fresh noise every
+    # measurement, yet the same sequence on every test run.
+    return f"""\
+import pathlib, random
+counter = pathlib.Path({str(counter)!r})
+n = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(n + 1))
+value = float(pathlib.Path("value.txt").read_text())
+print("metric:", value + random.Random(n).gauss(0, {sd}))
+"""
+
+
+def noisy_repo(number_repo, tmp_path: Path, verdict: str, extra_config: str = "", files: dict | None = None) -> Path:
+    config = NUMBER_CONFIG.replace("[budget]", f"[verdict]\n{verdict}\n[budget]") + extra_config
+    merged = {"bench.py": noisy_bench(tmp_path / "counter"), "src/notes.txt": "notes\n", **(files or {})}
+    return number_repo(config, files=merged)
+
+
+def note(text: str) -> Proposal:
+    """A change that cannot move the metric: a pure-noise candidate."""
+    return Proposal(hypothesis=f"note {text}", edits={f"src/note-{text}.txt": f"{text}\n"})
+
+
+def run(repo: Path, proposals: list, iterations: int | None = None, proposer=None) -> tuple[list, str]:
+    buffer = io.StringIO()
+    loop = Loop(
+        repo, load_config(repo / "ratchet.toml"), proposer=proposer or Scripted(proposals),
+        iterations=iterations or len(proposals), display=Display(Console(file=buffer, width=200)),
+    )  # fmt: skip
+    loop.run()
+    return Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("t"), buffer.getvalue()
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_pocock_thresholds_by_simulation():
+    assert pocock_threshold(0.05, 10) == pytest.approx(0.0135, abs=0.0007)
+    assert pocock_threshold(0.01, 10) == pytest.approx(0.0021, abs=0.0004)
+    assert pocock_threshold(0.05, 3) == pytest.approx(0.05, abs=0.002)  # one look: no correction
+
+
+def test_paired_p_value():
+    assert paired_p_value([1, 2, 3, 4], 0) == pytest.approx(0.01523, abs=1e-4)  # t = 3.87, 3 df
+    assert paired_p_value([1, -1, 1, -1], 0) == pytest.approx(0.5)
+    assert paired_p_value([2, 2, 2], 1) == 0.0 and paired_p_value([2, 2, 2], 2) == 1.0  # no spread
+
+
+class Synthetic:
+    """Numbers from a known distribution, to check the policy's error rates (no processes)."""
+
+    def __init__(self, rng: random.Random, effect: float, sd_single: float) -> None:
+        self.rng, self.effect, self.sd = rng, effect, sd_single
+        self.stored_champion = 100.0
+
+    def candidate(self) -> float:
+        return 100.0 - self.effect + self.rng.gauss(0, self.sd)
+
+    def champion(self) -> float:
+        return 100.0 + self.rng.gauss(0, self.sd)
+
+
+def test_sequential_policy_error_rates_by_simulation():
+    policy = SequentialPairs(VerdictSection(mode="sequential"), "minimize")
+    rng = random.Random(7)
+    sd_single = 2 ** -0.5  # one paired difference has sd 1
+    null = [policy.judge(Synthetic(rng, 0.0, sd_single), rng).decision.verdict for _ in range(3000)]
+    false_keeps = null.count(Verdict.KEEP) / len(null)
+    assert false_keeps <= 0.06  # alpha = 0.05, with room for simulation noise (sd 0.004)
+    real = [policy.judge(Synthetic(rng, 1.0, sd_single), rng).decision.verdict for _ in range(600)]
+    assert real.count(Verdict.KEEP) / len(real) >= 0.7
+    single = SingleMeasurement("minimize", Effect(value=0, relative=False))
+    naive = [single.would_keep(100 + rng.gauss(0, sd_single), 100 + rng.gauss(0, sd_single)).verdict for _ in range(3000)]
+    assert 0.45 < naive.count(Verdict.KEEP) / len(naive) < 0.55  # keep-if-better keeps noise half the time
+
+
+# ---------------------------------------------------------------- real runs
+
+
+def test_sequential_discards_noise_and_keeps_real_improvement(number_repo, tmp_path):
+    repo = noisy_repo(number_repo, tmp_path, 'mode = "sequential"')
+    experiments, output = run(repo, [note("a"), note("b"), number(6, "value 10 -> 6")])
+    assert [e.verdict for e in experiments[1:]] == [Verdict.DISCARD, Verdict.DISCARD, Verdict.KEEP]
+    kept = experiments[3]
+    assert len(kept.extra["candidate_samples"]) == len(kept.extra["champion_samples"]) >= 3
+    assert kept.extra["p_value"] < pocock_threshold(0.05, 10)
+    assert "Noise: one measurement varies" in output
+    assert "Confirmed gain" in output and "95% CI" in output
+    ledger = Ledger(repo / ".ratchet" / "ledger.sqlite")
+    (confirmation,) = ledger.events("t", "confirmation")
+    assert confirmation["ci_low"] > 0  # the gain is real: the whole interval is above zero
+    (calibration,) = ledger.events("t", "calibration")
+    assert 0.3 < calibration["sd_single"] < 3 and not calibration["deterministic"]
+
+
+def test_deterministic_metric_needs_one_measurement(number_repo):
+    repo = number_repo(NUMBER_CONFIG.replace("[budget]", '[verdict]\nmode = "sequential"\n[budget]'))
+    experiments, output = run(repo, [number(9), number(12)])
+    assert [e.verdict for e in experiments[1:]] == [Verdict.KEEP, Verdict.DISCARD]
+    assert "deterministic" in output
+    assert experiments[1].extra["measurements"] == {"candidate": 1, "champion": 0}
+
+
+def test_repeat_mode_uses_medians(number_repo, tmp_path):
+    repo = noisy_repo(number_repo, tmp_path, 'mode = "repeat"\nrepeats = 5\ncalibrate_pairs = 0')
+    experiments, _ = run(repo, [number(4)])
+    assert experiments[1].verdict is Verdict.KEEP
+    assert experiments[1].extra["measurements"] == {"candidate": 5, "champion": 5}
+    assert "medians of 5" in experiments[1].reason
+
+
+def test_holdout_regression_is_flagged_overfit(number_repo, tmp_path):
+    holdout = """
+[holdout]
+command = "{python} -c \\"print(100 - float(open('value.txt').read()))\\""
+direction = "minimize"
+max_regression = "1%"
+"""
+    seen: list = []
+
+    def spy(context: ProposalContext) -> Proposal:
+        seen.extend(context.history)
+        return number(7, "overfits")
+
+    repo = number_repo(NUMBER_CONFIG + holdout.replace("{python}", sys.executable))
+    experiments, _ = run(repo, [number(9.95, "tiny"), spy])
+    assert experiments[0].extra["holdout"] == 90.0
+    assert experiments[1].verdict is Verdict.KEEP  # holdout 90.05: within 1%
+    assert experiments[2].verdict is Verdict.OVERFIT and "holdout got worse" in experiments[2].reason
+    assert sh(repo, "git", "show", "ratchet/t:value.txt").strip() == "9.95"
+    # The proposer never saw a holdout value.
+    assert seen and all("holdout" not in e.extra for e in seen)
+
+    flagged = number_repo(NUMBER_CONFIG + holdout.replace("{python}", sys.executable) + 'action = "flag"\n', name="flagged")
+    experiments, _ = run(flagged, [number(7, "overfits")])
+    assert experiments[1].verdict is Verdict.KEEP and experiments[1].extra["overfit"] is True
+    assert "FLAGGED overfit" in experiments[1].reason
+
+
+TRUSTED = r"""
+[run]
+name = "t"
+[scope]
+mutable = ["train.py"]
+harness = ["score.py"]
+[metric]
+name = "loss"
+run = "{python} train.py"
+score = "{python} score.py"
+regex = 'loss: (\S+)'
+direction = "minimize"
+[budget]
+iterations = 5
+[proposer]
+kind = "command"
+command = "true"
+"""
+
+SCORE = """\
+import os, pathlib
+print("loss:", float((pathlib.Path(os.environ["RATCHET_CANDIDATE"]) / "out.txt").read_text()))
+"""
+
+
+def train(value: float, extra: str = "") -> Proposal:
+    code = f"import pathlib\npathlib.Path('out.txt').write_text('{value}')\n{extra}"
+    return Proposal(hypothesis=f"train to {value}", edits={"train.py": code})
+
+
+def test_trusted_scoring_ignores_fake_lines_and_catches_rewrites(number_repo, tmp_path):
+    repo = number_repo(TRUSTED.replace("{python}", sys.executable), files={"train.py": train(10).edits["train.py"], "score.py": SCORE})
+    fake_line = train(8, "print('loss: -1000')\n")
+    rewrite = train(1, "open('score.py', 'w').write('print(\"loss: -5\")')\n")
+    pristine = repo / ".ratchet" / "runs" / "t" / "pristine-harness" / "score.py"
+    reach_out = train(1, f"import os\np = {str(pristine)!r}\nos.chmod(p, 0o644)\nopen(p, 'w').write('print(\"loss: -5\")')\n")
+    experiments, _ = run(repo, [fake_line, rewrite, reach_out])
+    baseline, honest, rewritten, reached = experiments
+    assert baseline.metric == 10.0
+    assert honest.verdict is Verdict.KEEP and honest.metric == 8.0  # the score step's number, not the fake line
+    assert rewritten.verdict is Verdict.TAMPERED and "score.py" in rewritten.reason
+    assert reached.verdict is Verdict.TAMPERED and "pristine harness copy" in reached.reason
+    assert "loss: -5" not in pristine.read_text()  # rebuilt
+
+
+def test_confirmation_and_ablation_from_the_cli(number_repo, tmp_path):
+    repo = noisy_repo(number_repo, tmp_path, 'mode = "single"', extra_config="")
+    proposals = [number(5, "real: value 10 -> 5")] + [note(str(i)) for i in range(6)]
+    experiments, output = run(repo, proposals)
+    kept = [e for e in experiments if e.verdict is Verdict.KEEP]
+    lucky = [e for e in kept if e.hypothesis.startswith("note")]
+    assert kept[0].hypothesis.startswith("real") and lucky, "with single measurements some noise gets kept"
+    assert "95% CI" in output
+
+    result = run_cli(repo, "ablate", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Kept but not contributing:" in result.stdout
+    not_contributing = result.stdout.split("Kept but not contributing:")[1]
+    for e in lucky:
+        assert f"#{e.id}" in not_contributing
+    assert f"#{kept[0].id} " not in not_contributing
+
+    calibrate = run_cli(repo, "calibrate", "--pairs", "6", "--effect", "2", timeout=300)
+    assert calibrate.returncode == 0, calibrate.stderr
+    assert "noise: one measurement sd" in calibrate.stdout
+    assert "recommended min_effect" in calibrate.stdout and "to detect 2" in calibrate.stdout
+    status = json.loads(run_cli(repo, "status", "--json").stdout)
+    assert status["run"] == "t"
