@@ -54,7 +54,7 @@ def calibrate(
     folder = repo_root / STATE_DIR / "worktrees" / "calibrate"
     reference_checkout(repo_root, folder, commit)
     log_dir = repo_root / STATE_DIR / "calibrate"
-    sampler = _sampler(config, repo_root, base_commit, folder, folder, log_dir, executor or LocalExecutor())
+    sampler = _sampler(config, repo_root, base_commit, folder, folder, log_dir, executor or LocalExecutor.from_config(config, repo_root))
     first: list[float] = []
     second: list[float] = []
     for i in range(pairs):
@@ -96,7 +96,7 @@ def ablate(
     progress: Callable[[str], None] = lambda _: None, executor: Executor | None = None, seed: int = 0,
 ) -> list[Ablation]:  # fmt: skip
     """Leave-one-out: the champion against the champion with one kept commit reverted, for each."""
-    executor = executor or LocalExecutor()
+    executor = executor or LocalExecutor.from_config(config, repo_root)
     worktrees = repo_root / STATE_DIR / "worktrees"
     champion_dir = reference_checkout(repo_root, worktrees / f"{run}.champion", champion)
     # Contribution test: is the champion better than the champion without the commit?
@@ -121,6 +121,11 @@ def ablate(
             results.append(Ablation(experiment.id, experiment.commit, experiment.hypothesis, None, f"measurement failed: {exc.failure.reason}"))
             continue
         contributes = judgement.decision.verdict is Verdict.KEEP
-        detail = f"the champion against the champion without it: {judgement.decision.reason}"
+        import statistics
+
+        with_it, without = statistics.median(judgement.candidate), statistics.median(judgement.champion)
+        verdict = "worse" if contributes else "not measurably worse"
+        p = "" if judgement.p_value is None else f", p={judgement.p_value:.3g}"
+        detail = f"{verdict} without it: median {without:.6g} without vs {with_it:.6g} with ({len(judgement.candidate)} pairs{p})"
         results.append(Ablation(experiment.id, experiment.commit, experiment.hypothesis, contributes, detail))
     return results

@@ -1,0 +1,129 @@
+"""False-keep rate and power of the verdict policies, measured with real ratchet loops.
+
+A synthetic target: its metric command prints `100 - effect + noise`, where `effect` is read
+from the candidate's `effect.txt` and the noise is Gaussian (fresh per measurement, from the OS).
+Each measurement's sd is sigma/sqrt(2), so that one paired comparison (candidate minus
+champion) has sd sigma = 1: effects below are in units of that sigma. min_effect = 0, so null
+candidates (true effect 0) sit exactly on the boundary of the test: the least favourable case.
+
+Every proposal moves `effect` by a fixed delta from the champion's (plus a nonce so that each
+proposal is a change); the loop measures it with the policy under test, real git and real
+processes. Run:  python benchmarks/false_keeps.py [--null 200] [--per-effect 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from ratchet import Ledger, Loop, Proposal, ProposalContext, Proposer, Verdict
+from ratchet.config import parse_config
+from ratchet.report.terminal import Display
+
+SD_SINGLE = 1 / math.sqrt(2)
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+
+METRIC = f"""\
+import random
+effect = float(open("effect.txt").readline())
+print(100 - effect + random.SystemRandom().gauss(0, {SD_SINGLE!r}))
+"""
+
+MODES = {
+    "sequential": 'mode = "sequential"\nalpha = 0.05\nmax_pairs = 10',
+    "single": 'mode = "single"',
+    "repeat n=5": 'mode = "repeat"\nrepeats = 5',
+}
+
+
+class Shift(Proposer):
+    kind = "shift"
+
+    def __init__(self, delta: float) -> None:
+        self.delta = delta
+        self.nonce = 0
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        champion = float((context.worktree / "effect.txt").read_text().splitlines()[0])
+        self.nonce += 1
+        text = f"{champion + self.delta}\n# proposal {self.nonce}\n"
+        return Proposal(hypothesis=f"effect +{self.delta}", edits={"effect.txt": text})
+
+
+def make_repo(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "effect.txt").write_text("0\n")
+    (root / "metric.py").write_text(METRIC)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=GIT_ENV)
+    return root
+
+
+def measure(mode: str, delta: float, candidates: int, workdir: Path) -> tuple[float, float]:
+    """Fraction of candidates kept, and mean measurements (both sides) per candidate."""
+    repo = make_repo(workdir / f"{mode.split()[0]}-{delta}")
+    config = parse_config(f"""
+[run]
+name = "bench"
+[scope]
+mutable = ["effect.txt"]
+harness = ["metric.py"]
+[metric]
+command = "{sys.executable} metric.py"
+direction = "minimize"
+[verdict]
+{MODES[mode]}
+min_effect = 0
+calibrate_pairs = 0
+confirm_pairs = 0
+[budget]
+max_consecutive_crashes = 1000
+[proposer]
+kind = "command"
+command = "true"
+""")
+    quiet = Display(Console(file=open(os.devnull, "w")))
+    Loop(repo, config, proposer=Shift(delta), iterations=candidates, display=quiet).run()
+    experiments = [e for e in Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("bench") if e.verdict is not Verdict.BASELINE]
+    kept = sum(e.verdict is Verdict.KEEP for e in experiments) / len(experiments)
+    samples = statistics.fmean(sum(e.extra.get("measurements", {}).values()) for e in experiments)
+    return kept, samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--null", type=int, default=200, help="null candidates per policy")
+    parser.add_argument("--per-effect", type=int, default=100, help="candidates per true effect per policy")
+    args = parser.parse_args()
+    started = time.monotonic()
+    effects = (0.5, 1.0, 2.0)
+    print(f"null candidates: {args.null} per policy; {args.per_effect} per effect; sigma = sd of one paired difference\n")
+    header = f"{'policy':<12} {'false keeps':>11} {'keep @0.5σ':>11} {'keep @1σ':>9} {'keep @2σ':>9} {'meas./cand. (null)':>19} {'meas./cand. (1σ)':>17}"
+    print(header)
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in MODES:
+            null_keep, null_samples = measure(mode, 0.0, args.null, Path(tmp))
+            powers = {}
+            samples_1 = 0.0
+            for effect in effects:
+                powers[effect], samples = measure(mode, effect, args.per_effect, Path(tmp))
+                if effect == 1.0:
+                    samples_1 = samples
+            print(f"{mode:<12} {null_keep:>11.1%} {powers[0.5]:>11.1%} {powers[1.0]:>9.1%} {powers[2.0]:>9.1%} "
+                  f"{null_samples:>19.1f} {samples_1:>17.1f}", flush=True)
+    print(f"\n(measurements count both sides: a sequential pair is 2.) {time.monotonic() - started:.0f}s")
+    print("goal: sequential false keeps <= 5%, keep >= 75% at 1σ, mean pairs <= 6")
+
+
+if __name__ == "__main__":
+    main()
