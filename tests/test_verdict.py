@@ -153,6 +153,9 @@ max_regression = "1%"
     assert sh(repo, "git", "show", "ratchet/t:value.txt").strip() == "9.95"
     # The proposer never saw a holdout value.
     assert seen and all("holdout" not in e.extra for e in seen)
+    status = json.loads(run_cli(repo, "status", "--json").stdout)
+    assert [h["holdout"] for h in status["holdout_trend"]] == [90.0, pytest.approx(90.05)]
+    assert "holdout (champions): 90 → 90.05" in run_cli(repo, "status").stdout
 
     flagged = number_repo(NUMBER_CONFIG + holdout.replace("{python}", sys.executable) + 'action = "flag"\n', name="flagged")
     experiments, _ = run(flagged, [number(7, "overfits")])

@@ -169,7 +169,27 @@ def _status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, A
             "cost_usd": budget.get("cost_usd"),
         },
         "last": experiments[-1].to_json() if experiments else None,
+        # The champion's holdout, from the baseline through each keep: a trend going the wrong
+        # way while the metric improves is overfitting.
+        "holdout_trend": [
+            {"id": e.id, "holdout": e.extra["holdout"], "overfit": bool(e.extra.get("overfit"))}
+            for e in experiments
+            if e.verdict in (Verdict.BASELINE, Verdict.KEEP) and e.extra.get("holdout") is not None
+        ],
+        "confirmation": next(iter(ledger.events(info.name, "confirmation")[-1:]), None),
+        "noise": next(iter(ledger.events(info.name, "calibration")[-1:]), None),
+        "sandbox_warning": _sandbox_warning(project, info),
     }
+
+
+def _sandbox_warning(project: Project, info: RunInfo) -> str | None:
+    from ratchet.containment import sandbox_warning
+
+    try:
+        section: Any = project.config().sandbox  # what the next session will do
+    except ConfigError:
+        section = info.config.get("sandbox") or {}
+    return sandbox_warning(section)
 
 
 def _lock_holder(lock: Path) -> int | None:
@@ -198,6 +218,8 @@ def status(run: RunOption = None, as_json: JsonOption = False) -> None:
         return
     state = f"running (pid {data['pid']})" if data["active"] else "not running"
     out.print(f"[bold]{data['run']}[/] on {data['branch']} — {state}")
+    if data.get("sandbox_warning"):
+        out.print(f"[yellow]warning:[/] {data['sandbox_warning']}", highlight=False)
     change = format_change(data["baseline"], data["champion"])
     out.print(
         f"{data['metric']} ({data['direction']}): champion {format_metric(data['champion'])} "
@@ -215,6 +237,15 @@ def status(run: RunOption = None, as_json: JsonOption = False) -> None:
         cost = f"${data['cost_usd']:.4f}" + (f"/${budget['cost_usd']:g}" if budget["cost_usd"] else "")
         spending = f", {tokens} tokens, {cost}"
     out.print(f"budget: {iterations} iterations, {wall} wall time{spending}")
+    if data["noise"] and not data["noise"]["deterministic"]:
+        noise = data["noise"]
+        relative = f" ({noise['relative']:.2%})" if noise.get("relative") is not None else ""
+        out.print(f"noise: one measurement sd {noise['sd_single']:.4g}{relative} (A/A, {noise['pairs']} pairs)")
+    if data["holdout_trend"]:
+        trend = " → ".join(f"{h['holdout']:.6g}{' (overfit)' if h['overfit'] else ''}" for h in data["holdout_trend"])
+        out.print(f"holdout (champions): {trend}")
+    if data["confirmation"]:
+        out.print(data["confirmation"]["summary"], markup=False)
     if data["last"]:
         last = data["last"]
         out.print(f"last: #{last['id']} {last['verdict'] or 'running'} — {last['hypothesis']}", markup=False)
@@ -444,6 +475,28 @@ def ablate(run: RunOption = None, config: ConfigOption = None) -> None:
     idle = [r for r in results if r.contributes is False]
     if idle:
         out.print("Kept but not contributing: " + ", ".join(f"#{r.experiment} ({r.commit[:7]})" for r in idle))
+
+
+@app.command()
+def doctor(config: ConfigOption = None) -> None:
+    """Check the set-up: git, the sandbox, the config, scope and harness, and the metric (run twice on the champion)."""
+    from ratchet.doctor import diagnose
+
+    project = _project(config)
+    out.print(f"ratchet doctor: {project.root}")
+    style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+
+    def show(finding: Any) -> None:
+        out.print(f"  [{style[finding.status]}]{finding.status:<4}[/] {finding.what}: ", end="")
+        out.print(finding.detail, markup=False)
+        if finding.fix:
+            out.print(f"       fix: {finding.fix}", markup=False)
+
+    findings = diagnose(project.root, project.config_path, report=show)
+    failed = [f for f in findings if f.status == "fail"]
+    if failed:
+        raise _fail(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed")
+    out.print("All checks passed." if not any(f.status == "warn" for f in findings) else "No failure; see the warnings above.")
 
 
 def main() -> None:
