@@ -42,6 +42,7 @@ from ratchet.workspace import (
     Candidate,
     GitError,
     Leftovers,
+    GitTampered,
     ScopeViolation,
     Workspace,
     exclude_state_dir,
@@ -172,7 +173,7 @@ class Loop:
         self.run_dir = self.state_dir / "runs" / self.run_name
         self.policy = policy_for(config.verdict, config.metric.direction)
         self._proposer = proposer
-        self.executor = executor or LocalExecutor()
+        self.executor = executor or LocalExecutor.from_config(config, repo_root)
         self.hardware = hardware_info()
         self.fingerprint = fingerprint(self.hardware)
         self.brief = self._read_brief()
@@ -200,6 +201,8 @@ class Loop:
         else:
             self._check_resumable(info)
         self.display.start(info, self.config, resumed=bool(ledger.experiments(self.run_name)))
+        if warning := getattr(self.executor, "warning", None):  # no sandbox: say so, once
+            self.display.warning(warning)
         self.workspace.open_worktree()
         self._repair(ledger, info)
         session = ledger.start_session(self.run_name)
@@ -207,11 +210,7 @@ class Loop:
         try:
             with _Interrupts(self.display) as interrupts:
                 state = self._baseline(ledger, info, interrupts)
-                calibrations = ledger.events(self.run_name, "calibration")
-                if calibrations and calibrations[-1].get("fingerprint") == self.fingerprint:
-                    self._apply_noise(_noise_from(calibrations[-1]))
-                else:
-                    self._calibrate(ledger, state, interrupts, after=len(state.history) - 1)
+                self._know_noise(ledger, state, interrupts)
                 try:
                     proposer.resume(tuple(state.history), self.run_dir / "proposer")
                 except ProposerError as exc:
@@ -225,6 +224,45 @@ class Loop:
         summary = self._summary(ledger, info, stop_reason)
         self.display.finish(summary)
         return summary
+
+    def try_proposal(self, proposal: Proposal) -> Experiment:
+        """One experiment with a proposal made elsewhere (``ratchet try``, the MCP server).
+
+        The same steps as the loop's (scope check, the run's verdict policy, keep or discard,
+        ledger); refuses while a ``ratchet run`` holds the run. No budget applies: whoever calls
+        decides when to stop.
+        """
+        exclude_state_dir(self.repo_root)
+        with run_lock(self.state_dir, self.run_name):
+            ledger = Ledger(self.state_dir / LEDGER_FILE)
+            try:
+                ledger.record_hardware(self.fingerprint, self.hardware)
+                info = ledger.get_run(self.run_name)
+                if info is None:
+                    info = self._start_new_run(ledger)
+                else:
+                    self._check_resumable(info)
+                self.workspace.open_worktree()
+                self._repair(ledger, info)
+                session = ledger.start_session(self.run_name)
+                try:
+                    with _Interrupts(self.display) as interrupts:
+                        state = self._baseline(ledger, info, interrupts)
+                        self._know_noise(ledger, state, interrupts)
+                        experiment, _ = self._experiment(ledger, _Given(proposal), state, interrupts)
+                finally:
+                    ledger.touch_session(session)
+                return experiment
+            finally:
+                ledger.close()
+
+    def _know_noise(self, ledger: Ledger, state: _State, interrupts: _Interrupts) -> None:
+        """Use this machine's last A/A calibration, or make one."""
+        calibrations = ledger.events(self.run_name, "calibration")
+        if calibrations and calibrations[-1].get("fingerprint") == self.fingerprint:
+            self._apply_noise(_noise_from(calibrations[-1]), quiet=True)
+        else:
+            self._calibrate(ledger, state, interrupts, after=len(state.history) - 1)
 
     # ------------------------------------------------------------ set-up and repair
 
@@ -428,15 +466,18 @@ class Loop:
         ledger.add_event(self.run_name, "calibration", data, after_experiment=after)
         self._apply_noise(noise)
 
-    def _apply_noise(self, noise: Noise) -> None:
+    def _apply_noise(self, noise: Noise, quiet: bool = False) -> None:
         verdict = self.config.verdict
         if noise.deterministic:
-            self.display.message("Noise: none (the metric is deterministic); one measurement decides.")
+            if not quiet:
+                self.display.message("Noise: none (the metric is deterministic); one measurement decides.")
             if verdict.deterministic == "auto":
                 self.policy = policy_for(verdict, self.config.metric.direction, deterministic=True)
             return
         if verdict.deterministic == "auto" and getattr(self.policy, "deterministic", False):
             self.policy = policy_for(verdict, self.config.metric.direction)
+        if quiet:
+            return
         unit = f" ({noise.relative:.2%} of the metric)" if noise.relative is not None else ""
         scale = "log-ratio" if noise.log_scale else self.config.metric.name
         self.display.message(f"Noise: one measurement varies by sd {noise.sd_single:.4g} {scale}{unit}; one comparison by {noise.sd_pair:.4g}.")
@@ -540,7 +581,8 @@ class Loop:
             try:
                 candidate = self.workspace.materialize(proposal, log_dir / "proposal.patch", state.champion)
             except ScopeViolation as exc:
-                return self._finish(ledger, experiment, Decision(Verdict.INVALID, f"rejected before measuring: {exc}")), proposal
+                verdict = Verdict.TAMPERED if isinstance(exc, GitTampered) else Verdict.INVALID
+                return self._finish(ledger, experiment, Decision(verdict, f"rejected before measuring: {exc}")), proposal
             if candidate.diff is not None:
                 (log_dir / "proposal.diff").write_text(candidate.diff, errors="surrogateescape")
             decision, leftovers = self._measure_and_decide(experiment, state, log_dir, interrupts)
@@ -868,6 +910,18 @@ class Loop:
             champion_commit=self.workspace.champion(),
             counts=counts,
         )
+
+
+class _Given(Proposer):
+    """The proposer of ``ratchet try``: the proposal was made before the experiment started."""
+
+    kind = "try"
+
+    def __init__(self, proposal: Proposal) -> None:
+        self.proposal = proposal
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        return self.proposal
 
 
 def confirmation(config: Config, baseline: list[float], champion: list[float]) -> dict[str, Any]:
