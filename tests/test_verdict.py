@@ -146,13 +146,15 @@ max_regression = "1%"
         return number(7, "overfits")
 
     repo = number_repo(NUMBER_CONFIG + holdout.replace("{python}", sys.executable))
-    experiments, _ = run(repo, [number(9.95, "tiny"), spy])
+    experiments, _ = run(repo, [number(9.95, "tiny"), number(7, "overfits"), spy])
     assert experiments[0].extra["holdout"] == 90.0
     assert experiments[1].verdict is Verdict.KEEP  # holdout 90.05: within 1%
     assert experiments[2].verdict is Verdict.OVERFIT and "holdout got worse" in experiments[2].reason
+    assert experiments[3].verdict is Verdict.OVERFIT
     assert sh(repo, "git", "show", "ratchet/t:value.txt").strip() == "9.95"
     # The proposer never saw a holdout value.
     assert seen and all("holdout" not in e.extra for e in seen)
+    assert all("93" not in e.reason and "holdout" not in e.reason for e in seen)  # nor its values in reasons
     status = json.loads(run_cli(repo, "status", "--json").stdout)
     assert [h["holdout"] for h in status["holdout_trend"]] == [90.0, pytest.approx(90.05)]
     assert "holdout (champions): 90 → 90.05" in run_cli(repo, "status").stdout

@@ -57,9 +57,21 @@ def _project(config: Path | None = None) -> Project:
 
 
 @app.command()
-def init(force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False) -> None:
+def init(
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    agent: Annotated[Optional[str], typer.Option("--agent", help="Also write a coding agent's glue: claude, codex or generic (rules for the agent, MCP config).")] = None,
+) -> None:
     """Write a commented ratchet.toml and a program.md brief; keep .ratchet/ out of git."""
     project = _project()
+    if agent is not None:
+        from ratchet.agent_glue import write_agent_files
+
+        try:
+            for line in write_agent_files(project.root, agent, force=force):
+                out.print(line, markup=False)
+        except ScaffoldError as exc:
+            raise _fail(str(exc), 2) from None
+        return
     try:
         written = write_starter_files(project.root, force=force)
     except ScaffoldError as exc:
@@ -342,7 +354,7 @@ def export(
 
 @app.command()
 def report(
-    run_name: Annotated[Optional[str], typer.Argument(metavar="[RUN]", help="Run name (default: the config's run, else the newest).", show_default=False)] = None,
+    run_name: Annotated[Optional[str], typer.Argument(metavar="RUN", help="Run name (default: the config's run, else the newest).", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write (default: ratchet-<run>.html, or .png with --png).")] = None,
     png: Annotated[bool, typer.Option("--png", help="Write the progress plot alone, as a PNG image (needs matplotlib).")] = False,
 ) -> None:
@@ -497,6 +509,57 @@ def doctor(config: ConfigOption = None) -> None:
     if failed:
         raise _fail(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed")
     out.print("All checks passed." if not any(f.status == "warn" for f in findings) else "No failure; see the warnings above.")
+
+
+# ---------------------------------------------------------------- agents drive, ratchet judges
+
+
+@app.command("try")
+def try_(
+    message: Annotated[str, typer.Option("--message", "-m", help="The hypothesis: what you changed and why it should help.")],
+    patch: Annotated[Optional[Path], typer.Option("--patch", help="Try this unified diff (against the champion; '-' reads stdin) instead of the working tree's changes.")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Judge the working tree's changes inside the scope against the run's champion.
+
+    Exit 0: kept (the working tree moves to the new champion); 1: discarded, crashed or timed
+    out (back to the champion); 2: invalid (outside the scope, the harness, nothing changed);
+    3: nothing was tried (a run holds the lock, a broken config).
+    """
+    from ratchet.referee import EXIT_NOT_TRIED, Referee, TryRefused
+    from ratchet.report.terminal import Display
+
+    try:
+        text = None if patch is None else sys.stdin.read() if str(patch) == "-" else patch.read_text(errors="surrogateescape")
+    except OSError as exc:
+        raise _fail(f"--patch: cannot read {patch}: {exc.strerror or exc}", EXIT_NOT_TRIED) from None
+    try:
+        project = Project.find(Path.cwd(), config)
+        cfg = project.config()
+        report = Referee(project.root, cfg, display=Display(err), config_path=project.config_path).try_change(message, text)
+    except (WorkspaceError, ConfigError) as exc:
+        raise _fail(str(exc), EXIT_NOT_TRIED) from None
+    except TryRefused as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        for line in report.lines(cfg.metric.name):
+            out.print(line, markup=False)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("mcp")
+def mcp_(config: ConfigOption = None) -> None:
+    """Serve MCP on stdio for a coding agent: tools status, history, show, try, context; the brief and the ledger as resources."""
+    from ratchet.mcp_server import MissingMCP, serve
+
+    project = _project(config)
+    try:
+        serve(project.root, project.config_path)
+    except MissingMCP as exc:
+        raise _fail(str(exc)) from None
 
 
 def main() -> None:

@@ -949,11 +949,15 @@ def confirmation(config: Config, baseline: list[float], champion: list[float]) -
 
 
 def _without_holdout(experiment: Experiment) -> Experiment:
-    """The proposer never sees the holdout metric."""
+    """The proposer never sees the holdout metric: not its values, not the reasons that quote them."""
     if "holdout" not in experiment.extra and "overfit" not in experiment.extra:
         return experiment
     extra = {k: v for k, v in experiment.extra.items() if k not in ("holdout", "overfit")}
-    return dataclasses.replace(experiment, extra=extra)
+    reason = experiment.reason
+    for marker in (", but holdout got worse", "; FLAGGED overfit", ", but the holdout failed"):
+        if marker in reason:
+            reason = reason.split(marker)[0] + ", but a check the proposer cannot see failed (overfit)"
+    return dataclasses.replace(experiment, extra=extra, reason=reason)
 
 
 def _noise_from(event: dict[str, Any]) -> Noise:

@@ -12,7 +12,18 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as _scipy
+
+
+class _LazyScipy:
+    """scipy.stats costs about a second to import: pay it only when a statistic is needed."""
+
+    def __getattr__(self, name: str) -> object:
+        from scipy import stats
+
+        return getattr(stats, name)
+
+
+_scipy = _LazyScipy()
 
 # Sequential looks start at this many pairs: with fewer, a t-test has almost no power at the
 # strict per-look thresholds a sequence of looks needs.
