@@ -108,7 +108,7 @@ def test_sequential_discards_noise_and_keeps_real_improvement(number_repo, tmp_p
     assert len(kept.extra["candidate_samples"]) == len(kept.extra["champion_samples"]) >= 3
     assert kept.extra["p_value"] < pocock_threshold(0.05, 10)
     assert "Noise: one measurement varies" in output
-    assert "Confirmed gain" in output and "95% CI" in output
+    assert "Confirmed: the champion" in output and "95% CI" in output
     ledger = Ledger(repo / ".ratchet" / "ledger.sqlite")
     (confirmation,) = ledger.events("t", "confirmation")
     assert confirmation["ci_low"] > 0  # the gain is real: the whole interval is above zero

@@ -932,15 +932,21 @@ def confirmation(config: Config, baseline: list[float], champion: list[float]) -
     )
     diffs = [improvement_of(direction, b, c, log_scale) for b, c in zip(baseline, champion)]
     mean, low, high = confidence_interval(diffs) if len(diffs) > 1 else (diffs[0], diffs[0], diffs[0])
+    better = "lower" if direction == "minimize" else "higher"
     if log_scale:
-        gain, low_gain, high_gain = (math.expm1(v) for v in (mean, low, high))
-        shown = f"{gain:+.2%} (95% CI {low_gain:+.2%} .. {high_gain:+.2%})"
+        # As a fraction of the baseline, positive when better: 1 - c/b when minimizing, c/b - 1
+        # when maximizing (both increase with the log difference, so the interval maps over).
+        def as_gain(d: float) -> float:
+            return -math.expm1(-d) if direction == "minimize" else math.expm1(d)
+
+        gain, low_gain, high_gain = (as_gain(v) for v in (mean, low, high))
+        shown = f"{abs(gain):.2%} {better if gain >= 0 else 'worse'} (95% CI {low_gain:+.2%} .. {high_gain:+.2%} better)"
     else:
         gain, low_gain, high_gain = mean, low, high
-        shown = f"{gain:+.6g} {config.metric.name} (95% CI {low_gain:+.6g} .. {high_gain:+.6g})"
+        shown = f"{abs(gain):.6g} {better if gain >= 0 else 'worse'} (95% CI {low_gain:+.6g} .. {high_gain:+.6g} better)"
     summary = (
-        f"Confirmed gain of the champion over the baseline ({'lower' if direction == 'minimize' else 'higher'} is better), "
-        f"{len(diffs)} pair{'s' if len(diffs) > 1 else ''}: {shown}"
+        f"Confirmed: the champion's {config.metric.name} is {shown} than the baseline's, "
+        f"over {len(diffs)} pair{'s' if len(diffs) > 1 else ''}"
     )
     return {
         "pairs": len(diffs), "scale": "log" if log_scale else "absolute", "gain": gain, "ci_low": low_gain,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
@@ -29,6 +31,24 @@ VERDICT_STYLE = {
     Verdict.TAMPERED: "bold white on red",
     Verdict.ABANDONED: "dim",
 }
+
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+# Verdicts in the panel's "last" row: how many, and the short word each gets.
+RECENT_VERDICTS = 8
+
+
+def sparkline(values: Sequence[float], width: int = 32) -> str:
+    """The values as a row of block characters, lowest ▁ to highest █; a long series is sampled."""
+    if not values:
+        return ""
+    if len(values) > width:  # evenly spaced samples, always ending on the latest value
+        values = [values[round(i * (len(values) - 1) / (width - 1))] for i in range(width)]
+    low, high = min(values), max(values)
+    if high == low:
+        return SPARK_BLOCKS[0] * len(values)
+    top = len(SPARK_BLOCKS) - 1
+    return "".join(SPARK_BLOCKS[round((v - low) / (high - low) * top)] for v in values)
 
 
 def format_metric(value: float | None) -> str:
@@ -120,6 +140,10 @@ class LiveDisplay(Display):
         self.current: Experiment | None = None
         self.current_started = 0.0
         self.progress_state: tuple[Progress, Budget, float | None, float | None] | None = None
+        # The champion's metric after each experiment of this session (the running best), and
+        # the newest verdicts: the trend and the mood of the run at a glance.
+        self.best_history: list[float] = []
+        self.recent: deque[Verdict] = deque(maxlen=RECENT_VERDICTS)
         self.live.start()
         self.live.update(self, refresh=False)
 
@@ -131,11 +155,19 @@ class LiveDisplay(Display):
         assert experiment.verdict is not None
         self.counts[experiment.verdict] = self.counts.get(experiment.verdict, 0) + 1
         self.current = None
+        if experiment.verdict in (Verdict.BASELINE, Verdict.KEEP) and experiment.metric is not None:
+            self.best_history.append(experiment.metric)
+        elif self.best_history:
+            self.best_history.append(self.best_history[-1])
+        if experiment.verdict is not Verdict.BASELINE:
+            self.recent.append(experiment.verdict)
         super().experiment_done(experiment)
 
     def progress(self, progress: Progress, budget: Budget, baseline: float | None, champion: float | None) -> None:
         super().progress(progress, budget, baseline, champion)
         self.progress_state = (progress, budget, baseline, champion)
+        if not self.best_history and champion is not None:  # a resumed run: start from its champion
+            self.best_history.append(champion)
 
     def __rich__(self) -> Panel:
         table = Table.grid(padding=(0, 2))
@@ -160,6 +192,13 @@ class LiveDisplay(Display):
             f"[{VERDICT_STYLE[v]}]{v.value}[/] {n}" for v, n in self.counts.items() if v is not Verdict.BASELINE
         )
         table.add_row("verdicts", counts or "-")
+        if len(self.best_history) > 1:
+            table.add_row("best so far", Text.assemble(
+                (sparkline(self.best_history), "green"),
+                f"  {format_metric(self.best_history[0])} → {format_metric(self.best_history[-1])}",
+            ))  # fmt: skip
+        if self.recent:
+            table.add_row("last", Text(" ").join(Text(v.value, style=VERDICT_STYLE[v]) for v in self.recent))
         if self.current is not None:
             elapsed = time.monotonic() - self.current_started
             table.add_row("running", f"#{self.current.id} for {elapsed:.0f}s")

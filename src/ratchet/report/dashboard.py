@@ -1,0 +1,145 @@
+"""``ratchet dashboard``: a local web page that follows the runs of a repository as they go.
+
+A small Starlette app over the same data as the report (:mod:`ratchet.report.data`): the page
+polls a JSON view of each run it shows. It only reads: the ledger, the logs, git. It listens on
+127.0.0.1 unless told otherwise, because it shows diffs and output to whoever can reach it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ratchet.ledger import Ledger
+from ratchet.project import Project, ProjectError
+from ratchet.report import require
+from ratchet.report.data import experiment_diff, output_tail, run_is_active, run_view
+from ratchet.report.html import environment, finite_json, json_for_script
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+FEATURE = "ratchet dashboard"
+# How often the page asks for news, in seconds.
+REFRESH_S = 1.0
+
+
+def create_app(root: Path, *, refresh: float = REFRESH_S) -> Starlette:
+    """The dashboard of the repository at ``root``."""
+    require("starlette", FEATURE)
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.routing import Route
+
+    project = Project.find(root)
+
+    def open_ledger() -> Ledger | None:
+        try:
+            return project.ledger()
+        except ProjectError:  # no run has started yet: the page waits for one
+            return None
+
+    def page(request: Request) -> Response:
+        html = environment().get_template("dashboard.html.j2").render(
+            repository=str(project.root), config=json_for_script({"refresh_ms": int(refresh * 1000)})
+        )
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def runs(request: Request) -> Response:
+        ledger = open_ledger()
+        listed: list[dict[str, Any]] = []
+        if ledger is not None:
+            try:
+                for info in ledger.runs():
+                    experiments = ledger.experiments(info.name)
+                    listed.append({
+                        "name": info.name, "branch": info.branch, "metric": info.metric_name,
+                        "direction": info.direction, "created": info.created, "experiments": len(experiments),
+                        "active": any(e.verdict is None for e in experiments) and run_is_active(project.root, info.name),
+                    })  # fmt: skip
+            finally:
+                ledger.close()
+        return _json({"repository": str(project.root), "runs": listed})
+
+    def run(request: Request) -> Response:
+        ledger = open_ledger()
+        if ledger is None:
+            return _json({"error": "no run yet"}, 404)
+        try:
+            info = ledger.get_run(request.path_params["run"])
+            if info is None:
+                return _json({"error": f"no run named {request.path_params['run']!r}"}, 404)
+            return _json(run_view(project.root, ledger, info, diffs=False).to_json())
+        finally:
+            ledger.close()
+
+    def experiment(request: Request) -> Response:
+        ledger = open_ledger()
+        if ledger is None:
+            return _json({"error": "no run yet"}, 404)
+        try:
+            found = ledger.experiment(request.path_params["run"], request.path_params["id"])
+        finally:
+            ledger.close()
+        if found is None:
+            return _json({"error": "no such experiment"}, 404)
+        return _json({**found.to_json(), "diff": experiment_diff(project.root, found), "output_tail": output_tail(found)})
+
+    def _json(data: Any, status: int = 200) -> Response:
+        return JSONResponse(finite_json(data), status_code=status, headers={"Cache-Control": "no-store"})
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/runs", runs),
+            Route("/api/runs/{run:str}", run),
+            Route("/api/runs/{run:str}/experiments/{id:int}", experiment),
+        ]
+    )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 takes any free one (the URL printed says which)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is this machine's loopback (127.0.0.0/8, ::1)."""
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+        return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
+    except (OSError, ValueError):
+        return False
+
+
+def serve(root: Path, host: str, port: int, *, ready: Callable[[str], None], refresh: float = REFRESH_S) -> None:
+    """Serve the dashboard until Ctrl-C. ``ready`` gets the URL once the socket listens."""
+    uvicorn = require("uvicorn", FEATURE)
+    app = create_app(root, refresh=refresh)
+    sock = listen(host, port)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    ready(url_of(sock))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,0 +1,362 @@
+"""What the HTML report and the dashboard show of a run, read from the ledger and the logs.
+
+One function, :func:`run_view`, turns a run into plain JSON-able data; the report renders it
+once into a file, the dashboard serves it again and again while the run goes on. Nothing here
+writes: not the ledger, not the repository.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ratchet.experiment import Experiment, Verdict
+from ratchet.ledger import Ledger, RunInfo
+from ratchet.workspace import STATE_DIR, GitError, git
+
+# A diff longer than this is cut: a report must stay a file a browser opens at once.
+DIFF_LIMIT = 200_000
+TAIL_BYTES = 6_000
+# Verdicts that leave no number to plot: they are marked on the x axis instead.
+_NO_NUMBER = {Verdict.CRASH, Verdict.TIMEOUT, Verdict.INVALID, Verdict.TAMPERED, Verdict.ABANDONED}
+# The verdict's run-level statistics: ledger events (and, from older writers, keys of
+# ``Experiment.extra``), with their titles.
+STATISTICS = (
+    ("calibration", "noise", "Noise estimate (the champion against itself)"),
+    ("confirmation", "confirmation", "Final confidence interval (the champion against the baseline)"),
+)
+_LABELS = {
+    "sd_single": "sd of one measurement", "sd_pair": "sd of one comparison", "relative": "relative noise",
+    "mean": "mean", "pairs": "pairs", "scale": "scale", "deterministic": "deterministic", "gain": "gain",
+    "ci_low": "95% CI, low end", "ci_high": "95% CI, high end",
+}  # fmt: skip
+# Raw samples and bookkeeping stay out of the summary table.
+_HIDDEN = {"samples", "baseline_samples", "champion_samples", "fingerprint", "kind", "created", "after_experiment", "summary"}
+
+
+@dataclass
+class ExperimentRow:
+    """One experiment, as a point of the plot and a row of the ledger table."""
+
+    id: int
+    verdict: str | None  # None while in flight
+    state: str
+    metric: float | None
+    best: float | None  # the champion's metric once this experiment was decided
+    hypothesis: str
+    reason: str
+    proposer: str
+    commit: str | None
+    parent_commit: str
+    started: float
+    duration: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None
+    vs_baseline: float | None  # relative change against the baseline
+    samples: int  # measurements of the candidate behind ``metric`` (repeat and sequential verdicts)
+    spread: tuple[float, float] | None  # their lowest and highest
+    p_value: float | None
+    holdout: float | None
+    overfit: bool
+
+
+@dataclass
+class KeptChange:
+    """A keep: what it changed and what it gained."""
+
+    id: int
+    hypothesis: str
+    metric: float
+    commit: str | None
+    previous: float | None  # the champion it beat
+    delta_previous: float | None
+    relative_previous: float | None
+    delta_baseline: float | None
+    relative_baseline: float | None
+    diff: str = ""
+
+
+@dataclass
+class Spending:
+    wall_s: float
+    wall_budget_s: float | None
+    measured: int
+    iterations_budget: int | None
+    tokens_in: int
+    tokens_out: int
+    tokens_budget: int | None
+    cost_usd: float
+    cost_budget: float | None
+    measuring_s: float  # time spent inside experiments (proposing + measuring)
+
+
+@dataclass
+class InFlight:
+    id: int
+    hypothesis: str
+    started: float
+    elapsed_s: float
+    output_tail: str
+
+
+@dataclass
+class Machine:
+    fingerprint: str
+    experiments: int
+    info: dict[str, Any]
+
+
+@dataclass
+class Statistic:
+    title: str
+    after_experiment: int | None
+    summary: str
+    values: list[tuple[str, str]]
+
+
+@dataclass
+class RunView:
+    name: str
+    branch: str
+    base_commit: str
+    metric: str
+    direction: str
+    created: float
+    generated: float
+    active: bool
+    baseline: float | None
+    champion: float | None
+    champion_id: int | None
+    experiments: list[ExperimentRow]
+    kept: list[KeptChange]
+    counts: dict[str, int]
+    spending: Spending
+    in_flight: InFlight | None
+    hardware: list[Machine]
+    statistics: list[Statistic] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_view(root: Path, ledger: Ledger, info: RunInfo, *, diffs: bool = True) -> RunView:
+    """Everything the report and the dashboard show of ``info``. ``diffs``: read the keeps' diffs."""
+    experiments = ledger.experiments(info.name)
+    baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
+    rows: list[ExperimentRow] = []
+    kept: list[KeptChange] = []
+    champion: float | None = None
+    champion_id: int | None = None
+    for e in experiments:
+        if e.verdict is Verdict.BASELINE:
+            champion, champion_id = e.metric, e.id
+        elif e.verdict is Verdict.KEEP and e.metric is not None:
+            kept.append(_kept(root, e, champion, baseline, diffs))
+            champion, champion_id = e.metric, e.id
+        rows.append(_row(e, champion if e.verdict is not None else None, baseline))
+    running = next((e for e in reversed(experiments) if e.verdict is None), None)
+    active = running is not None and run_is_active(root, info.name)
+    tokens_in = sum(e.tokens_in or 0 for e in experiments)
+    tokens_out = sum(e.tokens_out or 0 for e in experiments)
+    budget = info.config.get("budget", {}) or {}
+    spending = Spending(
+        wall_s=ledger.wall_spent(info.name),
+        wall_budget_s=_number(budget.get("wall")),
+        measured=sum(1 for e in experiments if e.verdict is not None and e.verdict.counts_as_iteration),
+        iterations_budget=budget.get("iterations"),
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        tokens_budget=budget.get("tokens"),
+        cost_usd=sum(e.cost_usd or 0.0 for e in experiments),
+        cost_budget=_number(budget.get("cost_usd")),
+        measuring_s=sum(e.duration or 0.0 for e in experiments),
+    )
+    counts: dict[str, int] = {}
+    for e in experiments:
+        key = e.verdict.value if e.verdict else "running"
+        counts[key] = counts.get(key, 0) + 1
+    return RunView(
+        name=info.name,
+        branch=info.branch,
+        base_commit=info.base_commit,
+        metric=info.metric_name,
+        direction=info.direction,
+        created=info.created,
+        generated=time.time(),
+        active=active,
+        baseline=baseline,
+        champion=champion,
+        champion_id=champion_id,
+        experiments=rows,
+        kept=kept,
+        counts=counts,
+        spending=spending,
+        in_flight=_in_flight(running) if running is not None and active else None,
+        hardware=_machines(ledger, experiments),
+        statistics=_statistics(ledger, info.name, experiments),
+    )
+
+
+def _row(e: Experiment, best: float | None, baseline: float | None) -> ExperimentRow:
+    raw = e.extra.get("candidate_samples")
+    samples = [v for v in (_float(x) for x in raw) if v is not None and math.isfinite(v)] if isinstance(raw, list) else []
+    return ExperimentRow(
+        id=e.id, verdict=e.verdict.value if e.verdict else None, state=e.state, metric=_finite(e.metric),
+        best=_finite(best), hypothesis=e.hypothesis, reason=e.reason, proposer=e.proposer, commit=e.commit,
+        parent_commit=e.parent_commit, started=e.started, duration=e.duration, tokens_in=e.tokens_in,
+        tokens_out=e.tokens_out, cost_usd=e.cost_usd,
+        vs_baseline=None if e.verdict is Verdict.BASELINE else relative(baseline, e.metric),
+        samples=len(samples), spread=(min(samples), max(samples)) if len(samples) > 1 else None,
+        p_value=_finite(_float(e.extra.get("p_value"))), holdout=_finite(_float(e.extra.get("holdout"))),
+        overfit=bool(e.extra.get("overfit")),
+    )  # fmt: skip
+
+
+def _kept(root: Path, e: Experiment, previous: float | None, baseline: float | None, diffs: bool) -> KeptChange:
+    assert e.metric is not None
+    return KeptChange(
+        id=e.id, hypothesis=e.hypothesis, metric=e.metric, commit=e.commit, previous=previous,
+        delta_previous=None if previous is None else e.metric - previous,
+        relative_previous=relative(previous, e.metric),
+        delta_baseline=None if baseline is None else e.metric - baseline,
+        relative_baseline=relative(baseline, e.metric),
+        diff=experiment_diff(root, e) if diffs else "",
+    )  # fmt: skip
+
+
+def relative(reference: float | None, value: float | None) -> float | None:
+    if reference is None or value is None or reference == 0 or not math.isfinite(value):
+        return None
+    return (value - reference) / abs(reference)
+
+
+def _finite(value: float | None) -> float | None:
+    # JSON has no NaN or infinity; a plot has no place for them either.
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def experiment_diff(root: Path, experiment: Experiment, limit: int = DIFF_LIMIT) -> str:
+    """A keep's commit as a patch; otherwise the proposal's diff the loop saved in its logs."""
+    text = ""
+    if experiment.commit:
+        try:
+            text = git(root, "show", "--format=", "--patch", experiment.commit)
+        except GitError:
+            text = ""
+    if not text:
+        path = Path(experiment.log_dir) / "proposal.diff"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            text = ""
+    if len(text) > limit:
+        text = text[:limit] + f"\n… diff cut at {limit} characters (`ratchet show {experiment.id}` prints it all)\n"
+    return text
+
+
+def output_tail(experiment: Experiment, limit: int = TAIL_BYTES) -> str:
+    """The last output of an experiment: the ledger's tail once it is done, the log files while in flight."""
+    if experiment.verdict is not None and experiment.output_tail:
+        return experiment.output_tail
+    log_dir = Path(experiment.log_dir)
+    try:
+        logs = sorted(
+            (p for p in log_dir.iterdir() if p.suffix in (".stdout", ".stderr") and p.is_file()),
+            key=lambda p: (p.stat().st_mtime, p.name),
+        )
+    except OSError:
+        return ""
+    parts = []
+    for path in logs[-2:]:  # the command running now writes the newest files
+        text = _read_tail(path, limit)
+        if text.strip():
+            parts.append(f"--- {path.name} ---\n{text.rstrip()}")
+    return "\n".join(parts)
+
+
+def _read_tail(path: Path, limit: int) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            data = handle.read()
+    except OSError:
+        return ""
+    text = data.decode(errors="replace")
+    return text if size <= limit else "…" + text
+
+
+def _in_flight(e: Experiment) -> InFlight:
+    return InFlight(id=e.id, hypothesis=e.hypothesis, started=e.started, elapsed_s=max(0.0, time.time() - e.started), output_tail=output_tail(e))
+
+
+def _machines(ledger: Ledger, experiments: list[Experiment]) -> list[Machine]:
+    counts: dict[str, int] = {}
+    for e in experiments:
+        if e.hardware:
+            counts[e.hardware] = counts.get(e.hardware, 0) + 1
+    return [Machine(fp, n, ledger.hardware(fp) or {}) for fp, n in counts.items()]
+
+
+def _statistics(ledger: Ledger, run: str, experiments: list[Experiment]) -> list[Statistic]:
+    """The newest noise estimate and confirmation of the run, as label/value pairs."""
+    found = []
+    for kind, extra_key, title in STATISTICS:
+        events = ledger.events(run, kind) if hasattr(ledger, "events") else []
+        if events:
+            data, after = events[-1], events[-1].get("after_experiment")
+        else:
+            source = next((e for e in reversed(experiments) if isinstance(e.extra.get(extra_key), dict)), None)
+            if source is None:
+                continue
+            data, after = source.extra[extra_key], source.id
+        percent = data.get("scale") == "log"  # gains on a log scale are ratios: shown as percentages
+        values = []
+        for key, value in data.items():
+            if key in _HIDDEN or isinstance(value, (list, dict)):
+                continue
+            style = "%" if key == "relative" else "+%" if percent and key in ("gain", "ci_low", "ci_high") else ""
+            values.append((_LABELS.get(key, key.replace("_", " ")), _format(value, style)))
+        found.append(Statistic(title=title, after_experiment=after, summary=str(data.get("summary", "")), values=values))
+    return found
+
+
+def _format(value: Any, style: str = "") -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "-"}[value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:+.2%}" if style == "+%" else f"{value:.2%}" if style == "%" else f"{value:.6g}"
+    return str(value)
+
+
+def run_is_active(root: Path, run: str) -> bool:
+    """Whether a ``ratchet run`` holds the run's lock now (the loop takes it exclusively)."""
+    path = root / STATE_DIR / "runs" / run / "lock"
+    try:
+        handle = path.open("r")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False

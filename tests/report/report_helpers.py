@@ -1,0 +1,108 @@
+"""Shared by the browser tests: Debian's Chromium through Playwright, a target whose runs have
+keeps, discards and crashes, and a folder for screenshots."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import make_repo
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+# What the proposer does at each experiment: k = lower the number (a keep), d = raise it (a
+# discard), c = write something that is no number (the metric crashes).
+PLAN = "kdkcdkdkdkdk"
+# Untrusted text in a hypothesis: must show as text, never run.
+HOSTILE = '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> & <b>bold</b>'
+
+PROPOSE = f"""\
+import os, pathlib
+n = int(os.environ["RATCHET_EXPERIMENT"])
+step = {PLAN!r}[(n - 1) % {len(PLAN)}]
+value = pathlib.Path("value.txt")
+v = float(value.read_text())
+if step == "k":
+    new, words = v - 1, "lower the number"
+elif step == "d":
+    new, words = v + 3, "raise the number"
+else:
+    new, words = "oops", "write a word instead"
+value.write_text(f"{{new}}\\n")
+hypothesis = f"{{words}} to {{new}} (experiment {{n}})"
+if n == 3:
+    hypothesis += " " + {HOSTILE!r}
+pathlib.Path(os.environ["RATCHET_HYPOTHESIS_FILE"]).write_text(hypothesis)
+pathlib.Path(os.environ["RATCHET_USAGE_FILE"]).write_text('{{"tokens_in": 1000, "tokens_out": 200, "cost_usd": 0.01}}')
+"""
+
+# The metric says it started, waits (argv[1] seconds), then prints the number.
+BENCH = """\
+import pathlib, sys, time
+print("measuring value.txt", flush=True)
+time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0)
+print("metric:", float(pathlib.Path("value.txt").read_text()))
+"""
+
+CONFIG = r"""
+[run]
+name = "{name}"
+[scope]
+mutable = ["value.txt"]
+harness = ["bench.py", "propose.py"]
+[metric]
+name = "number"
+command = "{python} bench.py {sleep}"
+regex = 'metric: (\S+)'
+direction = "minimize"
+timeout = "60s"
+[verdict]
+calibrate_pairs = 0
+confirm_pairs = 0
+[budget]
+iterations = {iterations}
+[proposer]
+kind = "command"
+command = "{python} propose.py"
+"""
+
+
+def target(root: Path, *, name: str = "t", iterations: int = 8, sleep: float = 0) -> Path:
+    config = CONFIG.format(name=name, python=sys.executable, sleep=sleep, iterations=iterations)
+    return make_repo(root, {"value.txt": "100\n", "bench.py": BENCH, "propose.py": PROPOSE, "program.md": "Make it small.\n"}, config)
+
+
+def expected(iterations: int) -> dict[str, int]:
+    """How many of each verdict a run of ``iterations`` experiments of PLAN ends with."""
+    steps = [PLAN[i % len(PLAN)] for i in range(iterations)]
+    return {"keep": steps.count("k"), "discard": steps.count("d"), "crash": steps.count("c")}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def screenshot(page: object, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    print(f"screenshot: {path}")
+    return path

@@ -1,0 +1,214 @@
+"""``ratchet report``: the HTML file of a real run, opened in headless Chromium; the PNG; errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_repo, run_cli
+from report_helpers import HOSTILE, browser, expected, screenshot, target  # noqa: F401 (browser is a fixture)
+
+from ratchet.report.html import json_for_script
+
+ITERATIONS = 8
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """A run of 8 experiments: keeps, discards, one crash; and its ledger as `ratchet log --json` says."""
+    repo = target(tmp_path_factory.mktemp("report") / "repo", iterations=ITERATIONS)
+    result = run_cli(repo, "run")
+    assert result.returncode == 0, result.stderr
+    log = run_cli(repo, "log", "--json")
+    return repo, json.loads(log.stdout)
+
+
+def open_report(browser, path: Path):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(path.as_uri())
+    page.wait_for_selector(".ratchet-plot svg .best-line", state="attached")
+    return page, requests, errors
+
+
+def test_report_shows_the_run(finished, browser, tmp_path: Path):  # noqa: F811
+    repo, log = finished
+    output = tmp_path / "report.html"
+    result = run_cli(repo, "report", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {output}" in result.stdout
+    counts = expected(ITERATIONS)
+    assert {v: sum(1 for e in log if e["verdict"] == v) for v in counts} == counts  # the plan ran as written
+
+    page, requests, errors = open_report(browser, output)
+    # One dot per measured experiment (baseline included), each failure marked under the axis.
+    assert page.locator(".ratchet-plot .point").count() == 1 + counts["keep"] + counts["discard"]
+    assert page.locator(".ratchet-plot .point.keep").count() == counts["keep"]
+    assert page.locator(".ratchet-plot .point.discard").count() == counts["discard"]
+    assert page.locator(".ratchet-plot .point.baseline").count() == 1
+    assert page.locator(".ratchet-plot .failure.crash").count() == counts["crash"]
+    assert page.locator(".ratchet-plot .point.clipped").count() == 0
+    # The table of keeps: one row per keep, in order, with its deltas.
+    rows = page.locator("#kept tbody tr.kept-row")
+    keeps = [e for e in log if e["verdict"] == "keep"]
+    assert rows.count() == len(keeps)
+    assert [int(rows.nth(i).get_attribute("data-id")) for i in range(rows.count())] == [e["id"] for e in keeps]
+    first = rows.nth(0).inner_text()
+    assert "-1" in first and "-1.00%" in first  # 100 -> 99: against the previous champion and the baseline
+    last = rows.nth(rows.count() - 1).inner_text()
+    assert f"-{counts['keep']}" in last  # each keep lowers the number by one
+    for verdict, n in counts.items():
+        assert page.locator(f'.count[data-verdict="{verdict}"] .n').inner_text() == str(n)
+    # The diff of a keep opens under it.
+    rows.nth(0).locator("details summary").click()
+    diff = rows.nth(0).locator("pre.diff")
+    assert diff.is_visible()
+    assert "+99.0" in diff.inner_text() and "-100" in diff.inner_text()
+    # Budget: the proposer's tokens and money, summed.
+    tokens = sum((e["tokens_in"] or 0) + (e["tokens_out"] or 0) for e in log)
+    cost = sum(e["cost_usd"] or 0 for e in log)
+    assert tokens > 0
+    budget = page.locator("#budget").inner_text()
+    assert f"{tokens:,}" in budget and f"${cost:.4f}" in budget
+    assert page.locator("#hardware tbody tr").count() == 1
+    assert page.locator("#ledger tbody tr").count() == len(log)
+    assert page.locator("#statistics").count() == 0  # this run measured no noise
+
+    # Hovering a point shows its hypothesis and verdict; the proposer's markup stays text.
+    hostile = next(e for e in keeps if HOSTILE in e["hypothesis"])
+    page.hover(f'.ratchet-plot .point[data-id="{hostile["id"]}"]')
+    tooltip = page.locator(".plot-tooltip")
+    assert tooltip.is_visible()
+    assert f"#{hostile['id']} keep" in tooltip.inner_text()
+    assert HOSTILE in tooltip.inner_text()
+    assert HOSTILE in page.locator(f"#kept-{hostile['id']}").inner_text()
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#kept img").count() == 0
+    screenshot(page, "report.png")
+    page.mouse.move(5, 5)
+    assert not tooltip.is_visible()
+
+    # A failure's mark has a tooltip too, with the reason.
+    crash = next(e for e in log if e["verdict"] == "crash")
+    page.hover(f'.ratchet-plot .failure[data-id="{crash["id"]}"]')
+    assert f"#{crash['id']} crash" in tooltip.inner_text()
+    assert "write a word instead" in tooltip.inner_text()
+
+    # Self-contained: the page asked for nothing but itself, and ran without errors.
+    assert requests == [output.as_uri()]
+    assert errors == []
+    page.close()
+
+
+def test_report_shows_noise_and_confirmation(browser, tmp_path: Path):  # noqa: F811
+    repo = target(tmp_path / "repo", iterations=3)
+    config = repo / "ratchet.toml"
+    config.write_text(config.read_text().replace("calibrate_pairs = 0", "calibrate_pairs = 2").replace("confirm_pairs = 0", "confirm_pairs = 2"))
+    result = run_cli(repo, "run")
+    assert result.returncode == 0, result.stderr
+    output = tmp_path / "report.html"
+    assert run_cli(repo, "report", "-o", str(output)).returncode == 0
+    page, _, errors = open_report(browser, output)
+    stats = page.locator("#statistics .stat")
+    assert stats.count() == 2
+    noise, confirmation = stats.nth(0).inner_text(), stats.nth(1).inner_text()
+    assert "Noise estimate" in noise and "sd of one measurement" in noise and "pairs" in noise
+    assert "Final confidence interval" in confirmation and "95% CI" in confirmation and "Confirmed: the champion" in confirmation
+    assert errors == []
+    page.close()
+
+
+def test_png_of_the_plot(finished, tmp_path: Path):
+    import matplotlib.image
+
+    repo, _ = finished
+    output = tmp_path / "plot.png"
+    result = run_cli(repo, "report", "t", "--png", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width = matplotlib.image.imread(output).shape[:2]
+    assert (width, height) == (1200, 540)
+
+
+def test_default_file_name(finished, tmp_path: Path):
+    repo, _ = finished
+    result = run_cli(repo, "report")
+    assert result.returncode == 0, result.stderr
+    written = repo / "ratchet-t.html"
+    assert written.exists() and "ratchet report: run" in written.read_text()
+    written.unlink()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("report", "nope"), "no run named 'nope' (runs: t)"),
+        (("report", "-o", "/nonexistent/folder/r.html"), "cannot write /nonexistent/folder/r.html"),
+    ],
+)
+def test_bad_input_is_one_line(finished, args: tuple[str, ...], message: str):
+    repo, _ = finished
+    result = run_cli(repo, *args)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_run_yet_is_one_line(tmp_path: Path):
+    repo = make_repo(tmp_path / "fresh", {"a.txt": "1\n"})
+    result = run_cli(repo, "report")
+    assert result.returncode == 1
+    assert result.stderr.startswith("ratchet: error: no ledger") and result.stderr.count("\n") == 1
+
+
+def test_embedded_json_cannot_close_its_script():
+    text = str(json_for_script({"h": "</script><!-- & \u2028"}))
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == {"h": "</script><!-- & \u2028"}
+
+
+def test_report_of_a_run_with_a_nan_an_outlier_and_no_keep(tmp_path: Path, browser):  # noqa: F811
+    """A metric that printed nan has no dot (JSON has no NaN) but a mark; a far outlier is drawn
+    at the edge, not allowed to flatten the plot; no keep is said plainly."""
+    files = {"value.txt": "5\n", "bench.py": "print('metric:', open('value.txt').read().strip())\n"}
+    propose = "import os; open('value.txt', 'w').write('nan' if os.environ['RATCHET_EXPERIMENT'] == '1' else '-1e9'); print('try')"
+    config = f"""
+        [run]
+        name = "n"
+        [scope]
+        mutable = ["value.txt"]
+        harness = ["bench.py"]
+        [metric]
+        name = "m"
+        command = "{sys.executable} bench.py"
+        regex = 'metric: (\\S+)'
+        direction = "maximize"
+        [verdict]
+        calibrate_pairs = 0
+        confirm_pairs = 0
+        [budget]
+        iterations = 2
+        [proposer]
+        kind = "command"
+        command = "{sys.executable} -c \\"{propose}\\""
+    """
+    repo = make_repo(tmp_path / "repo", files, config)
+    result = run_cli(repo, "run")
+    assert result.returncode == 0, result.stderr
+    log = json.loads(run_cli(repo, "log", "--json").stdout)
+    assert [e["verdict"] for e in log] == ["baseline", "invalid", "discard"]
+    output = tmp_path / "r.html"
+    assert run_cli(repo, "report", "-o", str(output)).returncode == 0
+    page, _, errors = open_report(browser, output)
+    assert errors == []
+    assert page.locator(".ratchet-plot .point").count() == 2
+    assert page.locator(".ratchet-plot .point.clipped").count() == 1  # -1e9, at the bottom edge
+    assert page.locator(".ratchet-plot .failure.invalid").count() == 1
+    assert "No experiment was kept" in page.locator("#kept").inner_text()
+    assert "higher is better" in page.locator(".ratchet-plot svg").inner_html()
+    page.close()
