@@ -69,9 +69,21 @@ def make_repo(root: Path) -> Path:
     return root
 
 
-def measure(mode: str, delta: float, candidates: int, workdir: Path) -> tuple[float, float]:
-    """Fraction of candidates kept, and mean measurements (both sides) per candidate."""
-    repo = make_repo(workdir / f"{mode.split()[0]}-{delta}")
+def measure(mode: str, delta: float, candidates: int, workdir: Path, runs: int) -> tuple[float, float]:
+    """Fraction of candidates kept, and mean measurements (both sides) per candidate, over
+    ``runs`` independent runs: a policy that trusts a recorded score depends on how lucky
+    that one baseline draw was, so one run alone would say more about the draw than the policy."""
+    kept: list[float] = []
+    samples: list[float] = []
+    for i in range(runs):
+        k, m = measure_one(mode, delta, candidates // runs, workdir / f"{mode.split()[0]}-{delta}-{i}")
+        kept.append(k)
+        samples.append(m)
+    return statistics.fmean(kept), statistics.fmean(samples)
+
+
+def measure_one(mode: str, delta: float, candidates: int, folder: Path) -> tuple[float, float]:
+    repo = make_repo(folder)
     config = parse_config(f"""
 [run]
 name = "bench"
@@ -79,7 +91,7 @@ name = "bench"
 mutable = ["effect.txt"]
 harness = ["metric.py"]
 [metric]
-command = "{sys.executable} metric.py"
+command = "{sys.executable} -S -E metric.py"
 direction = "minimize"
 [verdict]
 {MODES[mode]}
@@ -91,6 +103,9 @@ max_consecutive_crashes = 1000
 [proposer]
 kind = "command"
 command = "true"
+[sandbox]
+# This measures statistics, not containment: no sandbox start-up per measurement.
+mode = "off"
 """)
     quiet = Display(Console(file=open(os.devnull, "w")))
     Loop(repo, config, proposer=Shift(delta), iterations=candidates, display=quiet).run()
@@ -104,19 +119,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--null", type=int, default=200, help="null candidates per policy")
     parser.add_argument("--per-effect", type=int, default=100, help="candidates per true effect per policy")
+    parser.add_argument("--runs", type=int, default=10, help="independent runs the candidates are spread over")
     args = parser.parse_args()
     started = time.monotonic()
     effects = (0.5, 1.0, 2.0)
-    print(f"null candidates: {args.null} per policy; {args.per_effect} per effect; sigma = sd of one paired difference\n")
+    print(f"null candidates: {args.null} per policy; {args.per_effect} per effect; spread over {args.runs} runs each; "
+          "sigma = sd of one paired difference\n")
     header = f"{'policy':<12} {'false keeps':>11} {'keep @0.5σ':>11} {'keep @1σ':>9} {'keep @2σ':>9} {'meas./cand. (null)':>19} {'meas./cand. (1σ)':>17}"
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
         for mode in MODES:
-            null_keep, null_samples = measure(mode, 0.0, args.null, Path(tmp))
+            null_keep, null_samples = measure(mode, 0.0, args.null, Path(tmp), args.runs)
             powers = {}
             samples_1 = 0.0
             for effect in effects:
-                powers[effect], samples = measure(mode, effect, args.per_effect, Path(tmp))
+                powers[effect], samples = measure(mode, effect, args.per_effect, Path(tmp), args.runs)
                 if effect == 1.0:
                     samples_1 = samples
             print(f"{mode:<12} {null_keep:>11.1%} {powers[0.5]:>11.1%} {powers[1.0]:>9.1%} {powers[2.0]:>9.1%} "

@@ -105,3 +105,16 @@ def number_repo(tmp_path: Path) -> Callable[..., Path]:
         return make_repo(tmp_path / name, merged, config.replace("{python}", sys.executable))
 
     return make
+
+
+@pytest.fixture
+def sandbox_required() -> None:
+    """For tests of the sandbox itself: skipped where bubblewrap cannot run, except in CI (CI set),
+    where a missing sandbox is a failure, never a silent skip."""
+    from ratchet.sandbox import probe
+
+    found = probe()
+    if not found.usable:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the sandbox tests, but {found.reason}")
+        pytest.skip(f"no sandbox here: {found.reason}")

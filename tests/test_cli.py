@@ -99,11 +99,12 @@ def test_commands_without_a_run(tmp_path: Path):
 
 
 def test_ctrl_c_finishes_experiment_in_flight(number_repo, tmp_path: Path):
-    marker = tmp_path / "measuring"
+    # Written in the candidate's checkout: the only place a sandboxed measurement may write.
+    marker = tmp_path / "repo" / ".ratchet" / "worktrees" / "t" / "measuring"
     bench = f"""\
         import pathlib, time
         if pathlib.Path("value.txt").read_text().strip() != "10":
-            pathlib.Path({str(marker)!r}).write_text("x")
+            pathlib.Path("measuring").write_text("x")
             time.sleep(1.5)
         print("metric:", float(pathlib.Path("value.txt").read_text()))
     """
@@ -126,11 +127,12 @@ def test_ctrl_c_finishes_experiment_in_flight(number_repo, tmp_path: Path):
 
 
 def test_second_ctrl_c_abandons_experiment_in_flight(number_repo, tmp_path: Path):
-    marker = tmp_path / "measuring"
+    # Written in the candidate's checkout: the only place a sandboxed measurement may write.
+    marker = tmp_path / "repo" / ".ratchet" / "worktrees" / "t" / "measuring"
     bench = f"""\
         import pathlib, time
         if pathlib.Path("value.txt").read_text().strip() != "10":
-            pathlib.Path({str(marker)!r}).write_text("x")
+            pathlib.Path("measuring").write_text("x")
             time.sleep(120)
         print("metric:", float(pathlib.Path("value.txt").read_text()))
     """

@@ -16,6 +16,7 @@ from test_loop import Scripted, number
 from ratchet import Ledger, Loop, Proposal, ProposalContext, Verdict
 from ratchet.config import Effect, VerdictSection, load_config
 from ratchet.report.terminal import Display
+from ratchet.sandbox import probe
 from ratchet.stats import paired_p_value, pocock_threshold
 from ratchet.verdict import SequentialPairs, SingleMeasurement
 
@@ -34,8 +35,11 @@ print("metric:", value + random.Random(n).gauss(0, {sd}))
 
 
 def noisy_repo(number_repo, tmp_path: Path, verdict: str, extra_config: str = "", files: dict | None = None) -> Path:
+    noise = tmp_path / "noise"  # the counter's folder: writable in the sandbox
+    noise.mkdir(exist_ok=True)
     config = NUMBER_CONFIG.replace("[budget]", f"[verdict]\n{verdict}\n[budget]") + extra_config
-    merged = {"bench.py": noisy_bench(tmp_path / "counter"), "src/notes.txt": "notes\n", **(files or {})}
+    config += f'\n[sandbox]\nwritable = ["{noise}"]\n'
+    merged = {"bench.py": noisy_bench(noise / "counter"), "src/notes.txt": "notes\n", **(files or {})}
     return number_repo(config, files=merged)
 
 
@@ -206,7 +210,10 @@ def test_trusted_scoring_ignores_fake_lines_and_catches_rewrites(number_repo, tm
     assert baseline.metric == 10.0
     assert honest.verdict is Verdict.KEEP and honest.metric == 8.0  # the score step's number, not the fake line
     assert rewritten.verdict is Verdict.TAMPERED and "score.py" in rewritten.reason
-    assert reached.verdict is Verdict.TAMPERED and "pristine harness copy" in reached.reason
+    if probe().usable:  # the sandbox refuses the write itself
+        assert reached.verdict is Verdict.CRASH and "Read-only file system" in reached.output_tail
+    else:
+        assert reached.verdict is Verdict.TAMPERED and "pristine harness copy" in reached.reason
     assert "loss: -5" not in pristine.read_text()  # rebuilt
 
 

@@ -482,7 +482,7 @@ def ablate(run: RunOption = None, config: ConfigOption = None) -> None:
         table.add_column(column)
     for r in results:
         mark = "[green]yes[/]" if r.contributes else ("[red]NO[/]" if r.contributes is False else "?")
-        table.add_row(str(r.experiment), r.commit[:7], mark, r.hypothesis, r.detail)
+        table.add_row(str(r.experiment), r.commit[:7], mark, Text(r.hypothesis), Text(r.detail))
     out.print(table)
     idle = [r for r in results if r.contributes is False]
     if idle:

@@ -27,6 +27,14 @@ class ConfigError(Exception):
 
 # ---------------------------------------------------------------- durations
 
+def _float(value: int | float) -> float:
+    # A TOML integer has no bound: float() of a huge one raises OverflowError, not ValueError.
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{value:.3g} is too large" if isinstance(value, float) else "the number is too large") from None
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -36,7 +44,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as '90s', '5m' or '2h'")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = _float(value)
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
@@ -72,7 +80,7 @@ def parse_effect(value: object) -> Effect:
     if isinstance(value, bool):
         raise ValueError("expected a number or a percentage such as '1%'")
     if isinstance(value, (int, float)):
-        number, relative = float(value), False
+        number, relative = _float(value), False
     elif isinstance(value, str):
         text = value.strip()
         relative = text.endswith("%")
@@ -102,7 +110,7 @@ def parse_size(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a size such as '512KB', '1MB' or '2GB'")
     if isinstance(value, (int, float)):
-        number = float(value)
+        number = _float(value)
     elif isinstance(value, str) and (match := _SIZE.match(value)):
         unit = (match.group(2) or "b")[0].lower()
         number = float(match.group(1)) * 1024 ** "bkmgt".index(unit)
@@ -484,6 +492,12 @@ class AgentProposerSection(_ThinkingProposerSection):
     model: str | None = None
     args: str = ""  # extra arguments appended to the preset's command line
     timeout: Duration = 900.0
+    # Inside the sandbox, as for the command proposer. An agent calls its model's API, so it
+    # gets the network; env and writable default to what the preset's CLI needs (its API key
+    # variables, its own folder in the home directory).
+    network: bool = True
+    env: list[EnvName] | None = None
+    writable: list[str] | None = None
 
     @model_validator(mode="after")
     def _generic_needs_command(self) -> "AgentProposerSection":
@@ -514,11 +528,13 @@ class SandboxSection(_Section):
     env: list[EnvName] = []  # environment variables passed besides the allowlist ("CUDA_*" ok)
     writable: list[str] = []  # paths measurements may write besides the checkout and /tmp
     # Per measurement command. memory is address space per process (leave it unset for GPU
-    # programs, which reserve far more than they use); output is what the logs keep from
-    # the start and from the end of each stream.
+    # programs, which reserve far more than they use); processes is enforced with a pids
+    # cgroup where ratchet can make one (moving each command into it costs 5 to 45 ms on
+    # cgroup v1), else RLIMIT_NPROC; output is what the logs keep from the start and from
+    # the end of each stream.
     memory: Size | None = None
     cpu_time: Duration | None = None
-    processes: int | None = Field(default=1024, ge=1)
+    processes: int | None = Field(default=None, ge=1)
     file_size: Size | None = None
     output: Size = 1024 * 1024
 

@@ -31,10 +31,23 @@ class CommandResult:
     stdout_path: Path
     stderr_path: Path
     max_rss_bytes: int | None
+    # Processes the command left running after it ended (killed by ratchet); a command that
+    # leaves any did not end cleanly, whatever its exit code.
+    survivors: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0
+        return self.exit_code == 0 and not self.survivors
+
+    @property
+    def problem(self) -> str:
+        """Why the command failed, in words: its exit code, or what it left running."""
+        if not self.survivors:
+            return f"exited with {self.exit_code}"
+        count = len(self.survivors)
+        names = ", ".join(f"{self.survivors.count(n)} {n}" if self.survivors.count(n) > 1 else n for n in sorted(set(self.survivors)))
+        exited = f"exited with {self.exit_code} and " if self.exit_code else ""
+        return f"{exited}left {count} process{'es' if count > 1 else ''} running after it ended ({names}); killed"
 
     def read(self, stream: str = "stdout") -> str:
         if stream == "both":

@@ -142,7 +142,7 @@ class Sampler:
         env["RATCHET_CANDIDATE"] = str(directory)
         score = self.executor.measure(
             Job(worktree=self.pristine.folder, commands=(CommandSpec(f"{name}.score", metric.score, timeout),),
-                log_dir=self.log_dir, env=env),
+                log_dir=self.log_dir, env=env, trusted=True),
             should_abandon=self.should_abandon,
         )[0]  # fmt: skip
         if side == "candidate":
@@ -163,7 +163,7 @@ class Sampler:
         if result.timed_out:
             raise MeasurementFailed(Failure(Verdict.TIMEOUT, f"{whose}the {what} ran past its timeout ({result.seconds:.1f}s)"), result)
         if not result.ok:
-            raise MeasurementFailed(Failure(Verdict.CRASH, f"{whose}the {what} exited with {result.exit_code}"), result)
+            raise MeasurementFailed(Failure(Verdict.CRASH, f"{whose}the {what} {result.problem}"), result)
 
     def _read(self, result: CommandResult, what: str, side: str) -> float:
         self._check_exit(result, what, side)

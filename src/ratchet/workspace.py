@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Mapping, Sequence
 
+from ratchet.gitguard import GitGuard, restore_dotgit, worktree_gitdir
 from ratchet.proposers.base import Proposal
 from ratchet.scope import Globs
 
@@ -28,6 +29,7 @@ _GIT_FLAGS = (
     "-c", "gc.auto=0",
     "-c", "core.fsmonitor=false",
     "-c", "advice.detachedHead=false",
+    "-c", "log.showSignature=false",
 )  # fmt: skip
 
 _FALLBACK_IDENTITY = {
@@ -48,6 +50,10 @@ class WorkspaceError(Exception):
 
 class ScopeViolation(Exception):
     """A proposal touched something outside the mutable scope."""
+
+
+class GitTampered(ScopeViolation):
+    """The proposer changed the repository's git hooks or config (put back before anything ran)."""
 
 
 def _git_env() -> dict[str, str]:
@@ -124,10 +130,12 @@ class Leftovers:
     """What a measurement left in the worktree besides the candidate (from one ``git status``)."""
 
     changed: tuple[Change, ...]
+    # The repository's git hooks and config that changed (already put back; see gitguard.py).
+    git_tampered: tuple[str, ...] = ()
 
     def tampered(self, harness: Globs) -> list[str]:
         # Ignored files ("!!", e.g. bench/__pycache__) are build products, not harness edits.
-        return [c.path for c in self.changed if c.status != "!!" and harness.matches(c.path)]
+        return [c.path for c in self.changed if c.status != "!!" and harness.matches(c.path)] + list(self.git_tampered)
 
     def needs_reset(self, candidate: Candidate | None) -> bool:
         kept = set(candidate.paths) if candidate else set()
@@ -190,6 +198,7 @@ class Workspace:
         self._identity_env: dict[str, str] | None = None
         self._dotgit: bytes | None = None
         self._common: Path | None = None
+        self._git_guard: GitGuard | None = None
 
     # ------------------------------------------------------------ set-up
 
@@ -225,6 +234,16 @@ class Workspace:
                 git(self.worktree, "checkout", "--quiet", "--force", self.branch)
         self.reset_clean()
         self._dotgit = (self.worktree / ".git").read_bytes()
+        self._git_guard = GitGuard(self._common_dir(), worktree_gitdir(self._dotgit, self.worktree), self.state_dir / "quarantine")
+
+    def check_git(self) -> list[str]:
+        """The repository's git files that changed since the run opened, put back (see gitguard)."""
+        changed = []
+        if self._dotgit is not None and restore_dotgit(self.worktree, self._dotgit):
+            changed.append(".git (the worktree's .git file)")
+        if self._git_guard is not None:
+            changed += self._git_guard.check()
+        return changed
 
     def _remove_stale_locks(self) -> None:
         # A kill -9 in the middle of a git command leaves its lock files behind. Only this
@@ -279,6 +298,9 @@ class Workspace:
         checked path by path before anything is written (so nothing outside the scope is ever
         written); patches and in-place changes are checked from git's view of the worktree.
         """
+        # Before any git command: a proposer's hook or config must never run inside ratchet's git.
+        if changed := self.check_git():
+            raise GitTampered(f"the proposer changed the repository's git files: {', '.join(changed)} (put back)")
         if proposal.edits:
             return self._write_edits(proposal.edits)
         if proposal.patch is not None:
@@ -374,16 +396,14 @@ class Workspace:
             raise ScopeViolation("the proposal changes nothing")
         if diff is None:
             git(self.worktree, "add", "-A", "--", *changed)
-            diff = git(self.worktree, "diff", "--cached", "--binary", "--", *changed)
+            diff = git(self.worktree, "diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", "--", *changed)
         return Candidate(paths=tuple(changed), new_paths=frozenset(new), diff=diff)
 
     def leftovers(self) -> Leftovers:
         """One look at the worktree after a measurement: harness edits, and what to clean up."""
+        git_changed = self.check_git()  # first: git status must not run a candidate's config
         out = git(self.worktree, "status", "--porcelain", "-z", "--no-renames", "-uall", "--ignored=matching")
-        changed = parse_porcelain(out)
-        if (self.worktree / ".git").read_bytes() != self._dotgit:
-            changed.append(Change(" M", ".git"))
-        return Leftovers(tuple(changed))
+        return Leftovers(tuple(parse_porcelain(out)), tuple(git_changed))
 
     def tampered_harness(self) -> list[str]:
         """Harness paths that differ from the champion (new files included)."""

@@ -34,6 +34,8 @@ class Job:
     # Stop at the first command that does not exit 0 (a failed guard makes the rest moot).
     stop_on_failure: bool = False
     deadline: float | None = field(default=None)  # time.monotonic() by which all must end
+    # A trusted step (the harness's own scoring) runs as it is: no sandbox, ratchet's environment.
+    trusted: bool = False
 
 
 class Executor(abc.ABC):

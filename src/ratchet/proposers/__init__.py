@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from ratchet.config import CommandProposerSection, Config, OptunaProposerSection
+from pathlib import Path
+
+from ratchet.config import (
+    AgentProposerSection,
+    CommandProposerSection,
+    Config,
+    HybridProposerSection,
+    LLMProposerSection,
+    OptunaProposerSection,
+)
 from ratchet.proposers.base import (
     BudgetExhausted,
+    FatalProposerError,
     Outcome,
     Proposal,
     ProposalContext,
@@ -14,9 +24,11 @@ from ratchet.proposers.base import (
 )
 
 
-def create_proposer(config: Config) -> Proposer:
-    """The proposer the config's ``[proposer]`` section asks for."""
+def create_proposer(config: Config, root: Path | None = None) -> Proposer:
+    """The proposer the config's ``[proposer]`` section asks for; ``root``: the target's folder
+    (where relative paths of the section, such as ``templates``, are read from)."""
     section = config.proposer
+    root = root or Path.cwd()
     if isinstance(section, OptunaProposerSection):
         from ratchet.proposers.optuna import OptunaProposer  # optuna imports slowly: only when used
 
@@ -24,12 +36,35 @@ def create_proposer(config: Config) -> Proposer:
     if isinstance(section, CommandProposerSection):
         from ratchet.proposers.command import CommandProposer
 
-        return CommandProposer(section)
+        return CommandProposer(section, sandbox=config.sandbox, root=root)
+    # Context commands run the champion's code: contained like a measurement.
+    context = None
+    if getattr(section, "context_commands", None):
+        from ratchet.containment import Containment
+
+        context = Containment.for_measurements(config, root)
+    money_budget = config.budget.cost_usd is not None
+    # Hybrid first: its section extends the llm one.
+    if isinstance(section, HybridProposerSection):
+        from ratchet.proposers.hybrid import HybridProposer
+
+        return HybridProposer(
+            section, root=root, direction=config.metric.direction, money_budget=money_budget, containment=context
+        )
+    if isinstance(section, LLMProposerSection):
+        from ratchet.proposers.llm import LLMProposer
+
+        return LLMProposer(section, root=root, money_budget=money_budget, containment=context)
+    if isinstance(section, AgentProposerSection):
+        from ratchet.proposers.agent import AgentProposer
+
+        return AgentProposer(section, root=root, sandbox=config.sandbox, context_containment=context)
     raise ValueError(f"unknown proposer kind {section.kind!r}")  # pragma: no cover - config validates
 
 
 __all__ = [
     "BudgetExhausted",
+    "FatalProposerError",
     "Outcome",
     "Proposal",
     "ProposalContext",

@@ -31,6 +31,11 @@ class BudgetExhausted(ProposerError):
     """Proposing would exceed the token or money budget: the loop stops instead of recording."""
 
 
+class FatalProposerError(ProposerError):
+    """The proposer cannot make any further proposal (a rejected API key, a scope too large to
+    send): the run stops with this message instead of recording the same failure again and again."""
+
+
 @dataclass(frozen=True)
 class Usage:
     """What producing a proposal cost (an LLM call's tokens and price)."""

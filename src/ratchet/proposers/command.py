@@ -2,36 +2,67 @@
 
 The program runs in the worktree with the brief in a file and in environment variables; the
 diff it leaves is the proposal; its hypothesis comes from the hypothesis file, or else from the
-last line it printed.
+last line it printed; what it spent, from the usage file if it writes one.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+from pathlib import Path
 
-from ratchet.config import CommandProposerSection
-from ratchet.measure import run_command
-from ratchet.proposers.base import Proposal, ProposalContext, Proposer, ProposerError
+from ratchet.config import CommandProposerSection, SandboxSection
+from ratchet.containment import Containment
+from ratchet.measure import CommandResult, run_command
+from ratchet.proposers.base import Proposal, ProposalContext, Proposer, ProposerError, Usage
 from ratchet.proposers.brief import render_brief
 
 
 class CommandProposer(Proposer):
     kind = "command"
+    # How the program runs: sandboxed, with the environment allowlist (None: as ratchet runs).
+    containment: Containment | None = None
 
-    def __init__(self, config: CommandProposerSection) -> None:
+    def __init__(self, config: CommandProposerSection, sandbox: SandboxSection | None = None, root: Path | None = None) -> None:
         self.config = config
+        self.command = config.command
+        self.timeout = config.timeout
+        if sandbox is not None:
+            self.containment = Containment.for_proposer(
+                sandbox, network=config.network, env=config.env, writable=config.writable, base=root or Path.cwd()
+            )
+
+    # Hooks for the agent presets (proposers/agent.py): the command line, the brief, and what
+    # the program's output says about its cost.
+
+    def command_line(self, context: ProposalContext) -> str:
+        return self.command
+
+    def render_brief(self, context: ProposalContext, hypothesis_file: str) -> str:
+        return render_brief(context, hypothesis_file)
+
+    def read_output(self, result: CommandResult, usage_file: Path) -> tuple[Usage | None, str]:
+        """What the program spent (from $RATCHET_USAGE_FILE, if it wrote one) and its last words."""
+        return read_usage_file(usage_file), _last_line(result.read("stdout"))
 
     def propose(self, context: ProposalContext) -> Proposal:
         context.log_dir.mkdir(parents=True, exist_ok=True)
-        # Both files live in the experiment's log folder, outside the worktree, so writing
-        # them is not a change to the candidate.
-        hypothesis_file = context.log_dir / "hypothesis.txt"
+        # These files live in the experiment's log folder, outside the worktree, so writing
+        # them is not a change to the candidate; those the program writes are in a folder of
+        # their own, the only place outside the worktree it may write to in the sandbox.
+        out = context.log_dir / "proposer-files"
+        out.mkdir(exist_ok=True)
+        hypothesis_file = out / "hypothesis.txt"
         brief_file = context.log_dir / "brief.md"
-        brief_file.write_text(render_brief(context, str(hypothesis_file)))
-        env = dict(os.environ)
+        usage_file = out / "usage.json"
+        brief_file.write_text(self.render_brief(context, str(hypothesis_file)))
+        # Contained, the program gets the allowlisted environment plus these; else all of ratchet's.
+        env = {} if self.containment is not None else dict(os.environ)
         env.update(
             RATCHET_BRIEF_FILE=str(brief_file),
             RATCHET_HYPOTHESIS_FILE=str(hypothesis_file),
+            RATCHET_USAGE_FILE=str(usage_file),
             RATCHET_RUN=context.run,
             RATCHET_EXPERIMENT=str(context.iteration),
             RATCHET_METRIC=context.metric_name,
@@ -40,23 +71,63 @@ class CommandProposer(Proposer):
             RATCHET_SCOPE="\n".join(context.scope),
             RATCHET_WORKTREE=str(context.worktree),
         )
-        result = run_command(
-            self.config.command,
-            cwd=context.worktree,
-            timeout=self.config.timeout,
-            log_prefix=context.log_dir / "proposer",
-            env=env,
-        )
+        if self.containment is not None:
+            result = self.containment.run(
+                self.command_line(context),
+                cwd=context.worktree,
+                timeout=self.timeout,
+                log_prefix=context.log_dir / "proposer",
+                env=env,
+                writable=(out,),
+            )
+        else:
+            result = run_command(
+                self.command_line(context),
+                cwd=context.worktree,
+                timeout=self.timeout,
+                log_prefix=context.log_dir / "proposer",
+                env=env,
+            )
+        _only_regular_files(out)
+        usage, said = self.read_output(result, usage_file)
         if result.timed_out:
-            raise ProposerError(f"the proposer command timed out after {self.config.timeout:g}s")
+            raise ProposerError(f"the proposer command timed out after {self.timeout:g}s", usage=usage)
+        if result.survivors:
+            raise ProposerError(f"the proposer command {result.problem}", usage=usage)
         if not result.ok:
-            raise ProposerError(f"the proposer command failed (exit {result.exit_code}): {_last_line(result.tail(400))}")
+            raise ProposerError(
+                f"the proposer command failed (exit {result.exit_code}): {_last_line(result.tail(400))}", usage=usage
+            )
         hypothesis = ""
         if hypothesis_file.exists():
-            hypothesis = hypothesis_file.read_text(errors="replace").strip()
+            with hypothesis_file.open("rb") as handle:  # the head only: the program chose its size
+                hypothesis = handle.read(65536).decode(errors="replace").strip()
         if not hypothesis:
-            hypothesis = _last_line(result.read("stdout"))
-        return Proposal(hypothesis=" ".join(hypothesis.split())[:500] or "(no hypothesis given)", in_place=True)
+            hypothesis = said
+        return Proposal(
+            hypothesis=" ".join(hypothesis.split())[:500] or "(no hypothesis given)", in_place=True, usage=usage
+        )
+
+
+def read_usage_file(path: Path) -> Usage | None:
+    """``{"tokens_in": .., "tokens_out": .., "cost_usd": ..}`` written by the program; None if absent or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+        return Usage(int(data.get("tokens_in", 0)), int(data.get("tokens_out", 0)), float(data.get("cost_usd", 0.0)))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _only_regular_files(folder: Path) -> None:
+    # What the program left there is read by ratchet: a FIFO would hang it, a symlink would
+    # have it read a file of the program's choosing.
+    for entry in os.scandir(folder):
+        if not entry.is_file(follow_symlinks=False):  # a regular file, not through a link
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _last_line(text: str) -> str:

@@ -1,0 +1,202 @@
+"""The ``hybrid`` proposer: an LLM proposes structure, TPE fits the numbers the structure exposes.
+
+The earth-system case of the use-case catalog: a model proposes formula structures, a TPE
+optimizer fits their coefficients. Each cycle is:
+
+1. a **structure** step: the llm proposer's conversation, told to make a structural change and to
+   mark its numeric constants (``a = 0.5  # ratchet: -2..2``, as for the optuna proposer);
+2. ``tuning_trials`` **tuning** steps: TPE samples values for the marked numbers of that structure
+   and each sample is written into it.
+
+Every step is an ordinary experiment: ratchet measures it with the frozen harness, judges it, and
+keeps it or not. While the structure has not been kept, each tuning step carries the structure
+along (its edits plus the sampled numbers, on top of the champion); once one of the cycle's
+experiments is kept, the structure is the champion and tuning goes on from there.
+
+Why this design rather than the two the issue names. A short Optuna study *inside* the proposer,
+whose best trial becomes the candidate, would need the proposer to run the metric itself, outside
+the harness check and the verdict: the trust model says only ratchet measures. TPE-until-plateau
+*then* an LLM change (autoresearch-rl) judges each new structure with the numbers it came with,
+so a structure that is right but badly parametrised is discarded before anything fits it. Here a
+structure is judged by its best fitted version, and each fit is measured like anything else.
+
+In the ledger, ``proposal.step`` is ``"structure"`` or ``"tuning"`` (and ``proposal.structure``
+the id of the structure a tuning step belongs to); hypotheses start with ``[structure]`` or
+``[tuning i/N of #id]``. The cycle's state is read back from the ledger (and the structure's
+edits from the proposer's state folder), so a resumed run carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ratchet.config import HybridProposerSection
+from ratchet.experiment import Experiment, Verdict
+from ratchet.proposers._edits import diff_key
+from ratchet.proposers._params import Param, discover_params, normalize, render_edits
+from ratchet.proposers.base import Proposal, ProposalContext, ProposerError
+from ratchet.proposers.llm import LLMProposer
+from ratchet.proposers.optuna import (
+    OptunaProposer,
+    _display_names,
+    _distribution,
+    _is_finite,
+    _show,
+)
+
+if TYPE_CHECKING:
+    from ratchet.containment import Containment
+
+STRUCTURES_DIR = "structures"
+OVERLAY_DIR = "overlay"
+_MEASURED = (Verdict.KEEP, Verdict.DISCARD)
+
+
+class HybridProposer(LLMProposer):
+    kind = "hybrid"
+
+    def __init__(
+        self,
+        section: HybridProposerSection,
+        *,
+        root: Path,
+        direction: str,
+        money_budget: bool = False,
+        containment: Containment | None = None,
+    ) -> None:
+        super().__init__(section, root=root, money_budget=money_budget, containment=containment)
+        self.hybrid = section
+        self.direction = direction
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        structure = _current_structure(context.history)
+        if structure is not None:
+            trials = [e for e in context.history if _step(e) == "tuning" and e.proposal_meta.get("structure") == structure.id]
+            if len(trials) < self.hybrid.tuning_trials:
+                proposal = self._tune(context, structure, trials)
+                if proposal is not None:
+                    return proposal
+        return self._structure(context)
+
+    # ------------------------------------------------------------ structure steps
+
+    def _structure(self, context: ProposalContext) -> Proposal:
+        change = self.propose_change(context, structural=True, tuning_trials=self.hybrid.tuning_trials)
+        folder = context.state_dir / STRUCTURES_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        # The structure's files, kept so that its tuning steps (after a restart too) can rebuild it.
+        (folder / f"{context.iteration}.json").write_text(json.dumps(change.edits))
+        overlay = self._overlay(context, change.edits)
+        params = self._params(overlay, context, change.edits)
+        meta = {**change.meta, "step": "structure", "structure": context.iteration}
+        if params:
+            meta["params"] = {param.name: param.value for param in params}
+        return Proposal(hypothesis=f"[structure] {change.hypothesis}", edits=change.edits, meta=meta, usage=change.usage)
+
+    # ------------------------------------------------------------ tuning steps
+
+    def _tune(self, context: ProposalContext, structure: Experiment, trials: list[Experiment]) -> Proposal | None:
+        """The next TPE trial on ``structure``'s numbers, or None when it has nothing to tune."""
+        import optuna
+
+        kept = structure.verdict is Verdict.KEEP or any(t.verdict is Verdict.KEEP for t in trials)
+        pending: dict[str, str] = {}
+        if not kept:  # carry the structure along until one of its versions is kept
+            try:
+                pending = json.loads((context.state_dir / STRUCTURES_DIR / f"{structure.id}.json").read_text())
+            except (OSError, ValueError):
+                return None
+        overlay = self._overlay(context, pending)
+        params = self._params(overlay, context, pending)
+        if not params:
+            return None
+        distributions = {param.name: _distribution(param.spec) for param in params}
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        seed = None if self.hybrid.seed is None else self.hybrid.seed + structure.id * 1000 + len(trials)
+        study = optuna.create_study(
+            direction=self.direction,  # type: ignore[arg-type]
+            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.hybrid.startup_trials),
+        )
+        # What the ledger knows about this structure is the study: nothing else to keep in sync.
+        for experiment in [structure, *trials]:
+            values = experiment.proposal_meta.get("params")
+            if (
+                experiment.verdict in _MEASURED
+                and _is_finite(experiment.metric)
+                and all(guard.passed for guard in experiment.guards)
+                and isinstance(values, dict)
+                and set(values) == set(distributions)
+            ):
+                try:
+                    study.add_trial(
+                        optuna.trial.create_trial(params=values, distributions=distributions, value=float(experiment.metric))  # type: ignore[arg-type]
+                    )
+                except ValueError:
+                    pass  # a value outside its (changed) range
+        trial = study.ask()
+        values: dict[str, Any] = {
+            param.name: normalize(OptunaProposer._suggest(trial, param, distributions[param.name]), param.spec)
+            for param in params
+        }
+        try:
+            rendered = render_edits(overlay, params, values)
+        except ValueError as exc:
+            raise ProposerError(f"tuning structure #{structure.id}: {exc}") from None
+        edits = {**pending, **rendered}
+        originals = {path: _read(context.worktree, path) for path in edits}
+        names = _display_names(params)
+        number = len(trials) + 1
+        summary = ", ".join(f"{names[p.name]}={_show(values[p.name])}" for p in params)
+        return Proposal(
+            hypothesis=f"[tuning {number}/{self.hybrid.tuning_trials} of #{structure.id}] {summary}",
+            edits=edits,
+            meta={
+                "step": "tuning",
+                "structure": structure.id,
+                "trial": number,
+                "params": values,
+                "diff_key": diff_key(originals, edits),
+            },
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    def _overlay(self, context: ProposalContext, edits: dict[str, str]) -> Path:
+        """A scratch copy of the scope's files at the champion with ``edits`` written over them."""
+        overlay = context.state_dir / OVERLAY_DIR
+        shutil.rmtree(overlay, ignore_errors=True)
+        for path in {*context.scope_files, *edits}:
+            target = overlay / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if path in edits:
+                target.write_text(edits[path], encoding="utf-8", errors="surrogateescape")
+            elif (context.worktree / path).is_file():
+                shutil.copyfile(context.worktree / path, target)
+        return overlay
+
+    def _params(self, overlay: Path, context: ProposalContext, edits: dict[str, str]) -> list[Param]:
+        files = sorted({*context.scope_files, *edits})
+        try:
+            return discover_params(overlay, [], files, markers=True)
+        except ValueError as exc:
+            raise ProposerError(f"the structure's markers: {exc}") from None
+
+
+def _step(experiment: Experiment) -> str | None:
+    return experiment.proposal_meta.get("step")
+
+
+def _current_structure(history: tuple[Experiment, ...]) -> Experiment | None:
+    """The last structure step, if it was measured (a structure that crashed is not worth tuning)."""
+    for experiment in reversed(history):
+        if _step(experiment) == "structure":
+            return experiment if experiment.verdict in _MEASURED else None
+    return None
+
+
+def _read(worktree: Path, path: str) -> str | None:
+    target = worktree / path
+    return target.read_bytes().decode("utf-8", errors="surrogateescape") if target.is_file() else None
