@@ -289,3 +289,14 @@ def accept_one(server: socket.socket, accepted: list[object]) -> None:
         accepted.append(server.accept())
     except OSError:  # closed at the end of the test
         pass
+
+
+def test_wildcard_allowed_secrets_are_scrubbed():
+    from ratchet.environment import untrusted_env
+
+    source = {"PATH": "/bin", "MY_SETTING": "1", "MY_API_KEY": "sk-x", "MY_TOKEN": "t", "OPENAI_API_KEY": "sk-y"}
+    env = untrusted_env(allow=["MY_*"], source=source)
+    assert env == {"PATH": "/bin", "MY_SETTING": "1"}
+    # Named exactly, a variable is the user's explicit choice and passes.
+    assert untrusted_env(allow=["MY_*", "MY_TOKEN"], source=source)["MY_TOKEN"] == "t"
+    assert "OPENAI_API_KEY" not in untrusted_env(allow=["*"], source=source)

@@ -8,6 +8,7 @@ would miss whatever secret nobody thought of.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from typing import Mapping, Sequence
 
@@ -31,6 +32,17 @@ ALLOWLIST: tuple[str, ...] = (
 )
 
 
+# A second line of defence: a variable let in by a *wildcard* (``"MY_*"``) is still dropped when
+# its name looks like a secret. A name listed exactly is the user's explicit choice and passes.
+SECRET_PATTERNS: tuple[str, ...] = (
+    "*_API_KEY", "*_APIKEY", "*_TOKEN", "*_SECRET", "*_SECRET_*", "*SECRET_KEY*", "*PASSWORD*", "*_CREDENTIALS",
+)  # fmt: skip
+
+
+def looks_secret(name: str, patterns: Sequence[str] = SECRET_PATTERNS) -> bool:
+    return any(fnmatch.fnmatchcase(name.upper(), pattern.upper()) for pattern in patterns)
+
+
 def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns)
 
@@ -49,10 +61,15 @@ def untrusted_env(
     """
     source = os.environ if source is None else source
     patterns = (*ALLOWLIST, *allow)
-    env = {name: value for name, value in source.items() if _matches(name, patterns)}
+    exact = {p for p in allow if not p.endswith("*")}
+    env = {
+        name: value
+        for name, value in source.items()
+        if _matches(name, patterns) and (name in exact or not looks_secret(name))
+    }
     env.setdefault("PATH", os.defpath)
     env.update(extra or {})
     return env
 
 
-__all__ = ["ALLOWLIST", "untrusted_env"]
+__all__ = ["ALLOWLIST", "SECRET_PATTERNS", "looks_secret", "untrusted_env"]
