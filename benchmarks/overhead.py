@@ -11,7 +11,8 @@ command). `true` itself prints no number, and a baseline needs one, so the disca
 - keep: the metric is `cat value.txt` and every proposal lowers the value, so every experiment
   is committed; the shell loop does `echo N > value.txt; sh -c 'cat value.txt'; git add -A; git commit`.
 
-Each figure is the median of REPEATS timed blocks of N experiments (after a warm-up block), per
+Both with the sandbox off (`[sandbox] mode = "off"`: the harness's own work) and with the
+default sandbox (bubblewrap, where it works: "+bwrap" rows). Each figure is the median of REPEATS timed blocks of N experiments (after a warm-up block), per
 experiment. Run:  python benchmarks/overhead.py [--n 100] [--repeats 5]
 """
 
@@ -66,7 +67,7 @@ class NoOp(Proposer):
         return Proposal(hypothesis="no-op", edits={"target.txt": "changed\n"})
 
 
-def config_text(keep: bool, name: str) -> str:
+def config_text(keep: bool, name: str, sandbox: str = "off") -> str:
     command = "cat value.txt" if keep else "echo 1"
     return f"""
 [run]
@@ -82,13 +83,15 @@ max_consecutive_crashes = 1000000
 [proposer]
 kind = "command"
 command = "true"
+[sandbox]
+mode = "{sandbox}"
 """
 
 
-def time_ratchet(repo: Path, keep: bool, n: int, repeats: int) -> list[float]:
+def time_ratchet(repo: Path, keep: bool, n: int, repeats: int, sandbox: str) -> list[float]:
     """Seconds per experiment for each timed block (the block after the baseline and a warm-up)."""
-    name = f"bench-{'keep' if keep else 'discard'}"
-    config = parse_config(config_text(keep, name))
+    name = f"bench-{'keep' if keep else 'discard'}-{sandbox}"
+    config = parse_config(config_text(keep, name, sandbox))
     proposer = NoOp(keep)
     quiet = Display(Console(file=open(os.devnull, "w")))
     Loop(repo, config, proposer=proposer, iterations=n, display=quiet).run()  # baseline + warm-up
@@ -127,15 +130,17 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{subprocess.run(['git', '--version'], capture_output=True, text=True).stdout.strip()}")
     print(f"repository: 1,000 files; {args.n} experiments per block, median of {args.repeats} blocks\n")
-    print(f"{'path':<8} {'ratchet ms/exp':>15} {'shell ms/exp':>13} {'ratio':>6}   (min..max ratchet; min..max shell)")
-    for keep in (False, True):
-        with tempfile.TemporaryDirectory() as tmp:
-            repo = make_repo(Path(tmp) / "repo")
-            ours = time_ratchet(repo, keep, args.n, args.repeats)
-            theirs = time_shell(repo, keep, args.n, args.repeats)
-        a, b = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
-        print(f"{'keep' if keep else 'discard':<8} {a:>15.1f} {b:>13.1f} {a / b:>6.2f}   "
-              f"({min(ours) * 1000:.1f}..{max(ours) * 1000:.1f}; {min(theirs) * 1000:.1f}..{max(theirs) * 1000:.1f})")
+    print(f"{'path':<14} {'ratchet ms/exp':>15} {'shell ms/exp':>13} {'ratio':>6}   (min..max ratchet; min..max shell)")
+    for sandbox in ("off", "auto"):
+        for keep in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                repo = make_repo(Path(tmp) / "repo")
+                ours = time_ratchet(repo, keep, args.n, args.repeats, sandbox)
+                theirs = time_shell(repo, keep, args.n, args.repeats)
+            a, b = statistics.median(ours) * 1000, statistics.median(theirs) * 1000
+            path = f"{'keep' if keep else 'discard'}{' +bwrap' if sandbox == 'auto' else ''}"
+            print(f"{path:<14} {a:>15.1f} {b:>13.1f} {a / b:>6.2f}   "
+                  f"({min(ours) * 1000:.1f}..{max(ours) * 1000:.1f}; {min(theirs) * 1000:.1f}..{max(theirs) * 1000:.1f})")
     print("\ngoal: ratio <= 1.5 and <= 60 ms per experiment")
 
 

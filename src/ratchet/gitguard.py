@@ -39,6 +39,7 @@ class GitGuard:
         self.worktree_gitdir = worktree_gitdir
         self.quarantine = quarantine
         self._recorded = self._read()
+        self._signature = self._stat_all()
 
     def _watched(self) -> list[tuple[str, Path]]:
         """(name shown to the user, path) of every watched file and folder."""
@@ -55,8 +56,17 @@ class GitGuard:
             _read_tree(name, path, entries)
         return entries
 
+    def _stat_all(self) -> dict[str, tuple[int, ...]]:
+        """lstat of every watched path: any write changes a file's ctime, which no one can set."""
+        out: dict[str, tuple[int, ...]] = {}
+        for name, path in self._watched():
+            _stat_tree(name, path, out)
+        return out
+
     def changed(self) -> list[str]:
         """The watched paths that differ from the recorded ones (without touching anything)."""
+        if self._stat_all() == self._signature:
+            return []  # nothing was even touched: no need to read the contents
         now = self._read()
         return sorted(name for name in set(now) | set(self._recorded) if now.get(name) != self._recorded.get(name))
 
@@ -65,6 +75,7 @@ class GitGuard:
         changed = self.changed()
         if changed:
             self._restore(changed)
+        self._signature = self._stat_all()  # the restored files (or touched-but-equal ones) are new inodes
         return changed
 
     def _path(self, name: str) -> Path:
@@ -125,6 +136,21 @@ def _read_tree(name: str, path: Path, into: dict[str, _Entry]) -> None:
             return
         for child in children:
             _read_tree(f"{name}/{child}", path / child, into)
+
+
+def _stat_tree(name: str, path: Path, into: dict[str, tuple[int, ...]]) -> None:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return
+    into[name] = (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    if stat.S_ISDIR(info.st_mode):
+        try:
+            children = sorted(os.listdir(path))
+        except OSError:
+            return
+        for child in children:
+            _stat_tree(f"{name}/{child}", path / child, into)
 
 
 def _free(path: Path) -> Path:

@@ -181,6 +181,7 @@ class Loop:
         self.champion_folder = self.state_dir / "worktrees" / f"{self.run_name}.champion"
         self._champion_checkout: str | None = None
         self._pristine_harness: PristineHarness | None = None
+        self._candidate_leftovers: Leftovers | None = None
 
     # ------------------------------------------------------------ entry point
 
@@ -675,7 +676,10 @@ class Loop:
             return self.champion_folder
 
         def after_candidate() -> Failure | None:
-            tampered = self.workspace.leftovers().tampered(self.harness)
+            # Kept for the verdict step: the champion's samples run elsewhere, so this is still
+            # the candidate worktree's state when the judging ends (one git status saved).
+            self._candidate_leftovers = leftovers = self.workspace.leftovers()
+            tampered = leftovers.tampered(self.harness)
             if tampered:
                 return Failure(Verdict.TAMPERED, f"harness changed during measurement: {', '.join(tampered)}")
             return None
@@ -722,6 +726,7 @@ class Loop:
     def _measure_and_decide(
         self, experiment: Experiment, state: _State, log_dir: Path, interrupts: _Interrupts
     ) -> tuple[Decision, Leftovers]:
+        self._candidate_leftovers = None
         sampler = self._sampler(state, log_dir, interrupts)
         rng = random.Random(f"{self.config.verdict.seed}/{self.run_name}/{experiment.id}")
         self._refresh_stored_champion(state, sampler)
@@ -729,14 +734,18 @@ class Loop:
             judgement = self.policy.judge(sampler, rng)
         except MeasurementFailed as exc:
             self._record_samples(experiment, sampler, None)
-            return Decision(exc.failure.verdict, exc.failure.reason), self.workspace.leftovers()
+            # A failed sample never reached the harness check: look now (a crash may hide a tamper).
+            leftovers = self.workspace.leftovers()
+            if exc.failure.verdict is not Verdict.TAMPERED and (tampered := leftovers.tampered(self.harness)):
+                return Decision(Verdict.TAMPERED, f"harness changed during measurement: {', '.join(tampered)}"), leftovers
+            return Decision(exc.failure.verdict, exc.failure.reason), leftovers
         finally:
             if (last := sampler.last_candidate_result()) is not None:
                 experiment.memory_gb = _gb(last.max_rss_bytes)
                 experiment.output_tail = last.tail()
         self._record_samples(experiment, sampler, judgement)
         experiment.metric = judgement.candidate_value
-        leftovers = self.workspace.leftovers()
+        leftovers = self._candidate_leftovers or self.workspace.leftovers()
         decision = judgement.decision
         if decision.verdict is not Verdict.KEEP:
             return decision, leftovers
