@@ -240,3 +240,39 @@ def test_confirmation_and_ablation_from_the_cli(number_repo, tmp_path):
     assert "recommended min_effect" in calibrate.stdout and "to detect 2" in calibrate.stdout
     status = json.loads(run_cli(repo, "status", "--json").stdout)
     assert status["run"] == "t"
+
+
+def test_guard_failure_rework_lets_the_proposer_mend(number_repo):
+    from ratchet.proposers import create_proposer
+
+    script = (
+        'if [ -n "$RATCHET_REWORK" ]; then echo 2 > value.txt; echo "keep it positive" > "$RATCHET_HYPOTHESIS_FILE";\n'
+        'else echo -1 > value.txt; echo "go negative" > "$RATCHET_HYPOTHESIS_FILE"; fi\n'
+    )
+    guard = """
+[[guards]]
+name = "positive"
+command = "{python} -c \\"import sys; v = float(open('value.txt').read()); print('value', v); sys.exit(v <= 0)\\""
+"""
+    config = (
+        NUMBER_CONFIG.replace("[budget]", "[verdict]\nrework = 1\n[budget]")
+        .replace('command = "true"', 'command = "sh propose.sh"')
+        + guard.replace("{python}", sys.executable)
+    )
+
+    def loop_on(repo: Path) -> list:
+        proposer = create_proposer(load_config(repo / "ratchet.toml"), root=repo)
+        return run(repo, [], iterations=1, proposer=proposer)[0]
+
+    repo = number_repo(config, files={"propose.sh": script})
+    mended = loop_on(repo)[1]
+    assert mended.verdict is Verdict.KEEP, mended.reason
+    assert mended.hypothesis == "go negative (mended: keep it positive)"
+    assert mended.extra["rework"] == [{"try": 1, "hypothesis": "keep it positive", "result": "keep"}]
+    assert sh(repo, "git", "show", "ratchet/t:value.txt").strip() == "2"
+    brief = (Path(mended.log_dir) / "rework-1" / "brief.md").read_text()
+    assert "guard positive failed: exit 1" in brief and "value -1.0" in brief
+
+    plain = number_repo(config.replace("rework = 1", "rework = 0"), files={"propose.sh": script}, name="plain")
+    discarded = loop_on(plain)[1]
+    assert discarded.verdict is Verdict.DISCARD and "positive" in discarded.reason

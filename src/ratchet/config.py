@@ -290,6 +290,9 @@ class VerdictSection(_Section):
     recalibrate_every: int = Field(default=25, ge=0)
     # End of run: the final champion against the baseline, in interleaved pairs (0: skip).
     confirm_pairs: int = Field(default=5, ge=0, le=100)
+    # When a would-be keep fails a guard: how many times the proposer gets the guard's output
+    # and may mend its candidate (re-measured in full each time) before it is discarded.
+    rework: int = Field(default=0, ge=0, le=10)
     # Seed of the random order within each pair.
     seed: int = 0
 

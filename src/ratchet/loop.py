@@ -587,6 +587,10 @@ class Loop:
             if candidate.diff is not None:
                 (log_dir / "proposal.diff").write_text(candidate.diff, errors="surrogateescape")
             decision, leftovers = self._measure_and_decide(experiment, state, log_dir, interrupts)
+            if self.config.verdict.rework and self._guard_failed(experiment, decision):
+                decision, leftovers, candidate = self._rework(
+                    ledger, proposer, context, experiment, state, interrupts, decision, leftovers, candidate
+                )
             if decision.verdict is Verdict.KEEP:
                 return self._keep(ledger, experiment, decision, candidate, leftovers, state), proposal
             return self._finish(ledger, experiment, decision, leftovers, candidate), proposal
@@ -595,6 +599,67 @@ class Loop:
             # candidate's fault and not safe to go on from.
             self._finish(ledger, experiment, Decision(Verdict.ABANDONED, f"git failed: {exc}"))
             raise RunError(f"git failed during experiment {experiment.id}: {exc}") from None
+
+    @staticmethod
+    def _guard_failed(experiment: Experiment, decision: Decision) -> bool:
+        return decision.verdict is Verdict.DISCARD and any(not g.passed for g in experiment.guards)
+
+    def _rework(
+        self, ledger: Ledger, proposer: Proposer, context: ProposalContext, experiment: Experiment, state: _State,
+        interrupts: _Interrupts, decision: Decision, leftovers: Leftovers, candidate: Candidate,
+    ) -> tuple[Decision, Leftovers, Candidate]:  # fmt: skip
+        """Give the proposer the failed guards' output and up to ``verdict.rework`` tries to mend."""
+        log_dir = Path(experiment.log_dir)
+        tries: list[dict[str, Any]] = experiment.extra.setdefault("rework", [])
+        for attempt in range(1, self.config.verdict.rework + 1):
+            if interrupts.abandon or not self._guard_failed(experiment, decision):
+                break
+            feedback = self._guard_feedback(experiment, log_dir if attempt == 1 else log_dir / f"rework-{attempt - 1}")
+            attempt_dir = log_dir / f"rework-{attempt}"
+            attempt_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                mended = proposer.mend(dataclasses.replace(context, rework=feedback, log_dir=attempt_dir))
+            except ProposerError as exc:
+                tries.append({"try": attempt, "error": str(exc)})
+                break
+            if mended is None:
+                break
+            if mended.usage is not None:
+                experiment.tokens_in = (experiment.tokens_in or 0) + mended.usage.tokens_in
+                experiment.tokens_out = (experiment.tokens_out or 0) + mended.usage.tokens_out
+                experiment.cost_usd = (experiment.cost_usd or 0.0) + mended.usage.cost_usd
+            try:
+                self.workspace.materialize(mended, attempt_dir / "proposal.patch", state.champion)
+            except ScopeViolation as exc:
+                if "changes nothing" in str(exc):  # no further change: the candidate stays as it was
+                    tries.append({"try": attempt, "hypothesis": mended.hypothesis, "result": "no change"})
+                    continue
+                tries.append({"try": attempt, "hypothesis": mended.hypothesis, "result": f"rejected: {exc}"})
+                return Decision(Verdict.INVALID, f"rework {attempt} rejected: {exc}"), self.workspace.leftovers(), candidate
+            candidate = self.workspace.check_scope(diff=None)  # the candidate, mended: all its changes
+            if candidate.diff is not None:
+                (log_dir / "proposal.diff").write_text(candidate.diff, errors="surrogateescape")
+            experiment.hypothesis = f"{experiment.hypothesis} (mended: {mended.hypothesis})"
+            experiment.guards = []
+            ledger.update(experiment)
+            decision, leftovers = self._measure_and_decide(experiment, state, attempt_dir, interrupts)
+            tries.append({"try": attempt, "hypothesis": mended.hypothesis, "result": str(decision.verdict)})
+        return decision, leftovers, candidate
+
+    @staticmethod
+    def _guard_feedback(experiment: Experiment, log_dir: Path) -> str:
+        parts = []
+        for guard in experiment.guards:
+            if guard.passed:
+                continue
+            parts.append(f"guard {guard.name} failed: {guard.reason}")
+            for stream in ("stdout", "stderr"):
+                path = log_dir / f"guard-{guard.name}.{stream}"
+                if path.exists():
+                    tail = path.read_bytes()[-3000:].decode(errors="replace").strip()
+                    if tail:
+                        parts.append(f"--- {stream} ---\n{tail}")
+        return "\n".join(parts)
 
     def _new_experiment(self, ledger: Ledger, champion: str, proposer: str) -> Experiment:
         experiment_id = ledger.next_id(self.run_name)

@@ -95,6 +95,8 @@ class ProposalContext:
     # that would spend more must raise BudgetExhausted rather than overspend.
     tokens_left: int | None = None
     cost_left_usd: float | None = None
+    # Set when the proposer is asked to mend its candidate (see Proposer.mend): why it failed.
+    rework: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,14 @@ class Proposer(abc.ABC):
     @abc.abstractmethod
     def propose(self, context: ProposalContext) -> Proposal:
         """Return the next proposal, or raise :class:`ProposerError`."""
+
+    def mend(self, context: ProposalContext) -> Proposal | None:
+        """Mend a candidate that failed a guard; ``context.rework`` says how it failed.
+
+        The candidate's changes are still in ``context.worktree``; the returned proposal is
+        applied on top of them. Default: no rework (the candidate is discarded).
+        """
+        return None
 
     def observe(self, outcome: Outcome) -> None:  # noqa: B027 - optional hook
         """Learn from a verdict (a sampler updates its model). Default: nothing."""

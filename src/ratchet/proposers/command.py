@@ -46,6 +46,10 @@ class CommandProposer(Proposer):
         """What the program spent (from $RATCHET_USAGE_FILE, if it wrote one) and its last words."""
         return read_usage_file(usage_file), _last_line(result.read("stdout"))
 
+    def mend(self, context: ProposalContext) -> Proposal | None:
+        """Run the program again on the failed candidate, with the guard's output in the brief."""
+        return self.propose(context)
+
     def propose(self, context: ProposalContext) -> Proposal:
         context.log_dir.mkdir(parents=True, exist_ok=True)
         # These files live in the experiment's log folder, outside the worktree, so writing
@@ -56,7 +60,14 @@ class CommandProposer(Proposer):
         hypothesis_file = out / "hypothesis.txt"
         brief_file = context.log_dir / "brief.md"
         usage_file = out / "usage.json"
-        brief_file.write_text(self.render_brief(context, str(hypothesis_file)))
+        brief = self.render_brief(context, str(hypothesis_file))
+        if context.rework:
+            brief += (
+                "\n## Rework: your candidate failed a guard\n"
+                "Its changes are still in the worktree. Mend them so that the guard passes, keeping "
+                "the improvement; write a new one-line hypothesis.\n\n" + context.rework + "\n"
+            )
+        brief_file.write_text(brief)
         # Contained, the program gets the allowlisted environment plus these; else all of ratchet's.
         env = {} if self.containment is not None else dict(os.environ)
         env.update(
@@ -70,6 +81,7 @@ class CommandProposer(Proposer):
             RATCHET_CHAMPION_METRIC="" if context.champion_metric is None else repr(context.champion_metric),
             RATCHET_SCOPE="\n".join(context.scope),
             RATCHET_WORKTREE=str(context.worktree),
+            RATCHET_REWORK="1" if context.rework else "",
         )
         if self.containment is not None:
             result = self.containment.run(
