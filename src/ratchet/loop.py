@@ -182,6 +182,7 @@ class Loop:
         self._champion_checkout: str | None = None
         self._pristine_harness: PristineHarness | None = None
         self._candidate_leftovers: Leftovers | None = None
+        self.deterministic = config.verdict.deterministic == "yes"
 
     # ------------------------------------------------------------ entry point
 
@@ -469,6 +470,7 @@ class Loop:
 
     def _apply_noise(self, noise: Noise, quiet: bool = False) -> None:
         verdict = self.config.verdict
+        self.deterministic = noise.deterministic if verdict.deterministic == "auto" else verdict.deterministic == "yes"
         if noise.deterministic:
             if not quiet:
                 self.display.message("Noise: none (the metric is deterministic); one measurement decides.")
@@ -934,8 +936,8 @@ class Loop:
         pairs = self.config.verdict.confirm_pairs
         if pairs < 1 or state.champion == state.base_commit:
             return
-        if getattr(self.policy, "deterministic", False):
-            pairs = 1
+        if self.deterministic:
+            pairs = 1  # the same code gives the same number: one pair is the whole truth
         baseline_folder = self.state_dir / "worktrees" / f"{self.run_name}.baseline"
         reference_checkout(self.repo_root, baseline_folder, state.base_commit)
         log_dir = self.run_dir / "logs" / "confirmation"
