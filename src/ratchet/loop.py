@@ -195,13 +195,17 @@ class Loop:
             finally:
                 ledger.close()
 
-    def _run(self, ledger: Ledger) -> RunSummary:
+    def _open_run(self, ledger: Ledger) -> RunInfo:
+        """The run's record: made (with its branch) on first use, checked when resumed."""
         ledger.record_hardware(self.fingerprint, self.hardware)
         info = ledger.get_run(self.run_name)
         if info is None:
-            info = self._start_new_run(ledger)
-        else:
-            self._check_resumable(info)
+            return self._start_new_run(ledger)
+        self._check_resumable(info)
+        return info
+
+    def _run(self, ledger: Ledger) -> RunSummary:
+        info = self._open_run(ledger)
         self.display.start(info, self.config, resumed=bool(ledger.experiments(self.run_name)))
         if warning := getattr(self.executor, "warning", None):  # no sandbox: say so, once
             self.display.warning(warning)
@@ -238,12 +242,7 @@ class Loop:
         with run_lock(self.state_dir, self.run_name):
             ledger = Ledger(self.state_dir / LEDGER_FILE)
             try:
-                ledger.record_hardware(self.fingerprint, self.hardware)
-                info = ledger.get_run(self.run_name)
-                if info is None:
-                    info = self._start_new_run(ledger)
-                else:
-                    self._check_resumable(info)
+                info = self._open_run(ledger)
                 self.workspace.open_worktree()
                 self._repair(ledger, info)
                 session = ledger.start_session(self.run_name)

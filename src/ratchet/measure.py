@@ -62,20 +62,21 @@ class CommandResult:
         """The last lines of stdout and stderr, for the ledger and the proposer's feedback."""
         parts = []
         for name, path in (("stdout", self.stdout_path), ("stderr", self.stderr_path)):
-            text = _read_tail(path, limit)
+            text = read_tail(path, limit)
             if text.strip():
                 parts.append(f"--- {name} ---\n{text.rstrip()}")
         return "\n".join(parts)
 
 
-def _read_tail(path: Path, limit: int) -> str:
+def read_tail(path: Path, limit: int) -> str:
+    """The last ``limit`` bytes of a log file as text ("…" first when cut); "" when missing."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(0, size - limit))
             data = handle.read()
-    except FileNotFoundError:
+    except OSError:
         return ""
     text = data.decode(errors="replace")
     return text if size <= limit else "…" + text

@@ -35,24 +35,16 @@ class LocalExecutor(Executor):
             timeout = spec.timeout
             if job.deadline is not None:
                 timeout = min(timeout, max(0.0, job.deadline - time.monotonic()))
-            if self.containment is not None and not job.trusted:
-                result = self.containment.run(
-                    spec.command,
-                    cwd=job.worktree,
-                    timeout=timeout,
-                    log_prefix=job.log_dir / spec.name,
-                    env=job.env,
-                    should_abandon=should_abandon,
-                )
-            else:
-                result = run_command(
-                    spec.command,
-                    cwd=job.worktree,
-                    timeout=timeout,
-                    log_prefix=job.log_dir / spec.name,
-                    env=job.env,
-                    should_abandon=should_abandon,
-                )
+            # Trusted jobs (the score step) run plainly; everything else contained, when configured.
+            runner = self.containment.run if self.containment is not None and not job.trusted else run_command
+            result = runner(
+                spec.command,
+                cwd=job.worktree,
+                timeout=timeout,
+                log_prefix=job.log_dir / spec.name,
+                env=job.env,
+                should_abandon=should_abandon,
+            )
             results.append(result)
             if result.interrupted or result.timed_out or (job.stop_on_failure and not result.ok):
                 break

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ratchet.measure import read_tail
 from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import Ledger, RunInfo
 from ratchet.workspace import STATE_DIR, GitError, git
@@ -282,23 +283,10 @@ def output_tail(experiment: Experiment, limit: int = TAIL_BYTES) -> str:
         return ""
     parts = []
     for path in logs[-2:]:  # the command running now writes the newest files
-        text = _read_tail(path, limit)
+        text = read_tail(path, limit)
         if text.strip():
             parts.append(f"--- {path.name} ---\n{text.rstrip()}")
     return "\n".join(parts)
-
-
-def _read_tail(path: Path, limit: int) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            data = handle.read()
-    except OSError:
-        return ""
-    text = data.decode(errors="replace")
-    return text if size <= limit else "…" + text
 
 
 def _in_flight(e: Experiment) -> InFlight:
