@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--null", type=int, default=200, help="null candidates per policy")
     parser.add_argument("--per-effect", type=int, default=100, help="candidates per true effect per policy")
     parser.add_argument("--runs", type=int, default=10, help="independent runs the candidates are spread over")
+    parser.add_argument("--policies", default=",".join(MODES), help="comma-separated subset of: " + ", ".join(MODES))
     args = parser.parse_args()
     started = time.monotonic()
     effects = (0.5, 1.0, 2.0)
@@ -128,7 +129,7 @@ def main() -> None:
     header = f"{'policy':<12} {'false keeps':>11} {'keep @0.5σ':>11} {'keep @1σ':>9} {'keep @2σ':>9} {'meas./cand. (null)':>19} {'meas./cand. (1σ)':>17}"
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in MODES:
+        for mode in args.policies.split(","):
             null_keep, null_samples = measure(mode, 0.0, args.null, Path(tmp), args.runs)
             powers = {}
             samples_1 = 0.0
