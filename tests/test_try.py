@@ -176,7 +176,7 @@ def test_the_holdout_never_shows(number_repo):
         textwrap.dedent(
             """\
             [holdout]
-            command = "{python} -c \\"print('holdout', 1000 - float(open('value.txt').read()))\\""
+            command = "{python} -c \\"print('holdout', 123456.75 - float(open('value.txt').read()))\\""
             last_number = true
             direction = "minimize"
             [budget]
@@ -184,11 +184,11 @@ def test_the_holdout_never_shows(number_repo):
         ),
     )
     repo = number_repo(config)
-    (repo / "value.txt").write_text("7\n")  # better metric, worse holdout (993 > 990)
+    (repo / "value.txt").write_text("7\n")  # better metric, worse holdout (123449.75 > 123446.75)
     result = run_cli(repo, "try", "-m", "overfit")
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.startswith("overfit:")
-    assert "993" not in result.stdout and "990" not in result.stdout
+    assert "123446" not in result.stdout and "123449" not in result.stdout
     assert "hidden from proposers" in result.stdout
 
 
