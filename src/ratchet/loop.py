@@ -618,6 +618,7 @@ class Loop:
             feedback = self._guard_feedback(experiment, log_dir if attempt == 1 else log_dir / f"rework-{attempt - 1}")
             attempt_dir = log_dir / f"rework-{attempt}"
             attempt_dir.mkdir(parents=True, exist_ok=True)
+            self.workspace.drop_leftovers(candidate)  # the proposer sees its candidate, not build products
             try:
                 mended = proposer.mend(dataclasses.replace(context, rework=feedback, log_dir=attempt_dir))
             except ProposerError as exc:
@@ -631,13 +632,14 @@ class Loop:
                 experiment.cost_usd = (experiment.cost_usd or 0.0) + mended.usage.cost_usd
             try:
                 self.workspace.materialize(mended, attempt_dir / "proposal.patch", state.champion)
+                candidate = self.workspace.check_scope(diff=None)  # the candidate, mended: all its changes
             except ScopeViolation as exc:
                 if "changes nothing" in str(exc):  # no further change: the candidate stays as it was
                     tries.append({"try": attempt, "hypothesis": mended.hypothesis, "result": "no change"})
                     continue
                 tries.append({"try": attempt, "hypothesis": mended.hypothesis, "result": f"rejected: {exc}"})
-                return Decision(Verdict.INVALID, f"rework {attempt} rejected: {exc}"), self.workspace.leftovers(), candidate
-            candidate = self.workspace.check_scope(diff=None)  # the candidate, mended: all its changes
+                verdict = Verdict.TAMPERED if isinstance(exc, GitTampered) else Verdict.INVALID
+                return Decision(verdict, f"rework {attempt} rejected: {exc}"), self.workspace.leftovers(), candidate
             if candidate.diff is not None:
                 (log_dir / "proposal.diff").write_text(candidate.diff, errors="surrogateescape")
             experiment.hypothesis = f"{experiment.hypothesis} (mended: {mended.hypothesis})"

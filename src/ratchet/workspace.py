@@ -471,6 +471,16 @@ class Workspace:
         if leftovers is None or leftovers.needs_clean(kept):
             git(self.worktree, "clean", "-ffdxq")
 
+    def drop_leftovers(self, candidate: Candidate) -> None:
+        """Remove what a measurement left in the worktree, keeping the candidate's own changes
+        (before a proposer mends the candidate in place)."""
+        kept = set(candidate.paths)
+        stray = [c.path for c in self.status() if c.status not in ("??", "!!") and c.path not in kept]
+        if stray:
+            git(self.worktree, "checkout", "--quiet", "HEAD", "--", *stray)
+        excludes = [arg for path in candidate.new_paths for arg in ("-e", "/" + path)]
+        git(self.worktree, "clean", "-ffdxq", *excludes)
+
     def reset_clean(self) -> None:
         git(self.worktree, "reset", "--quiet", "--hard")
         git(self.worktree, "clean", "-ffdxq")

@@ -546,3 +546,26 @@ def test_cli_errors_are_one_clear_line(tmp_path, fake_llm):
     result = run_cli(repo, "run", env=cli_env())
     assert result.returncode != 0 and "cannot go on" in result.stdout + result.stderr
     assert len(fake_llm.requests) == 1  # not retried, not tried again by the loop
+
+
+def test_rework_sends_the_guard_output_and_mends_the_candidate(tmp_path, fake_llm, key_env):
+    guard = f"""
+[[guards]]
+name = "even"
+command = "{sys.executable} -c \\"import sys; from calc import value; print('odd value', value()) if value() % 2 else None; sys.exit(value() % 2)\\""
+"""
+    config = llm_config(fake_llm).replace("[verdict]", "[verdict]\nrework = 1") + guard
+    repo = make_repo(tmp_path / "repo", TARGET, config)
+    fake_llm.add(
+        answer("seven", ("calc.py", "    return 10", "    return 7")),  # better, but odd: the guard fails
+        answer("six instead", ("calc.py", "    return 7", "    return 6")),  # the mend, on the candidate
+    )
+    rows = run_loop(repo, iterations=1)
+    assert [r["verdict"] for r in rows] == ["baseline", "keep"]
+    assert rows[1]["hypothesis"] == "seven (mended: six instead)" and rows[1]["metric"] == 6
+    mend_prompt = fake_llm.requests[1].prompt
+    assert "## Rework: your candidate failed a guard" in mend_prompt
+    assert "guard even failed: exit 1" in mend_prompt and "odd value 7" in mend_prompt
+    assert "    return 7" in mend_prompt  # it saw the candidate, not the champion
+    assert rows[1]["tokens_in"] == 200  # both calls counted
+    assert sh(repo, "git", "show", "ratchet/t:calc.py") == "def value():\n    return 6\n"

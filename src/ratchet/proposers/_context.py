@@ -311,6 +311,8 @@ def prompt_variables(
         "history": rows,
         "history_omitted": omitted,
         "last_failure": last_failure(context.history, max_output_chars),
+        # Set when the loop asks to mend a candidate that failed a guard (`verdict.rework`).
+        "rework": (context.rework or "")[-max_output_chars:] or None,
         "context_outputs": context_outputs,
         "since_last_keep": stuck,
         "plateau": stuck >= plateau_after,

@@ -164,6 +164,11 @@ class LLMProposer(Proposer):
         except ChatError as exc:
             raise ProposerError(str(exc)) from None
 
+    def mend(self, context: ProposalContext) -> Proposal | None:
+        """One more conversation, on the failed candidate (the scope's files as they are now),
+        with the guards' output in the prompt."""
+        return self.propose(context)
+
     def propose(self, context: ProposalContext) -> Proposal:
         change = self.propose_change(context)
         return Proposal(hypothesis=change.hypothesis, edits=change.edits, meta=change.meta, usage=change.usage)
