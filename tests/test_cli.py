@@ -98,25 +98,29 @@ def test_commands_without_a_run(tmp_path: Path):
         assert "Traceback" not in result.stderr
 
 
-def test_ctrl_c_finishes_experiment_in_flight(number_repo, tmp_path: Path):
-    # Written in the candidate's checkout: the only place a sandboxed measurement may write.
-    marker = tmp_path / "repo" / ".ratchet" / "worktrees" / "t" / "measuring"
+def _run_until_measuring(number_repo, sleep: float, config: str) -> tuple[Path, subprocess.Popen[str]]:
+    """Start `ratchet run` whose first candidate's measurement sleeps; return once it is measuring."""
     bench = f"""\
         import pathlib, time
         if pathlib.Path("value.txt").read_text().strip() != "10":
             pathlib.Path("measuring").write_text("x")
-            time.sleep(1.5)
+            time.sleep({sleep})
         print("metric:", float(pathlib.Path("value.txt").read_text()))
     """
-    config = NUMBER_CONFIG.replace("iterations = 5", "iterations = 100").replace(
-        'command = "true"', f"command = \"{sys.executable} -c \\\"open('value.txt','w').write('5')\\\"\""
-    )
+    config = config.replace('command = "true"', f"command = \"{sys.executable} -c \\\"open('value.txt','w').write('5')\\\"\"")
     repo = number_repo(config, files={"bench.py": bench})
+    # Written in the candidate's checkout: the only place a sandboxed measurement may write.
+    marker = repo / ".ratchet" / "worktrees" / "t" / "measuring"
     proc = subprocess.Popen([sys.executable, "-m", "ratchet", "run"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.exists()
+    return repo, proc
+
+
+def test_ctrl_c_finishes_experiment_in_flight(number_repo):
+    repo, proc = _run_until_measuring(number_repo, 1.5, NUMBER_CONFIG.replace("iterations = 5", "iterations = 100"))
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -126,24 +130,8 @@ def test_ctrl_c_finishes_experiment_in_flight(number_repo, tmp_path: Path):
     assert [e["verdict"] for e in entries] == ["baseline", "keep"]  # finished and recorded, then stopped
 
 
-def test_second_ctrl_c_abandons_experiment_in_flight(number_repo, tmp_path: Path):
-    # Written in the candidate's checkout: the only place a sandboxed measurement may write.
-    marker = tmp_path / "repo" / ".ratchet" / "worktrees" / "t" / "measuring"
-    bench = f"""\
-        import pathlib, time
-        if pathlib.Path("value.txt").read_text().strip() != "10":
-            pathlib.Path("measuring").write_text("x")
-            time.sleep(120)
-        print("metric:", float(pathlib.Path("value.txt").read_text()))
-    """
-    config = NUMBER_CONFIG.replace('timeout = "20s"', 'timeout = "5m"').replace(
-        'command = "true"', f"command = \"{sys.executable} -c \\\"open('value.txt','w').write('5')\\\"\""
-    )
-    repo = number_repo(config, files={"bench.py": bench})
-    proc = subprocess.Popen([sys.executable, "-m", "ratchet", "run"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+def test_second_ctrl_c_abandons_experiment_in_flight(number_repo):
+    repo, proc = _run_until_measuring(number_repo, 120, NUMBER_CONFIG.replace('timeout = "20s"', 'timeout = "5m"'))
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from ratchet.config import Config
 from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import LEDGER_FILE, Ledger
+from ratchet.loop import run_lock_holder
 from ratchet.proposers.base import ProposalContext
 from ratchet.proposers.brief import render_brief
 from ratchet.report.terminal import format_change, format_metric
@@ -198,18 +199,7 @@ class RunView:
         return tip
 
     def active(self) -> bool:
-        import fcntl
-
-        lock = self.root / STATE_DIR / "runs" / self.run / "lock"
-        if not lock.exists():
-            return False
-        with lock.open("r") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+        return run_lock_holder(self.root / STATE_DIR, self.run) is not None
 
     def status(self) -> RunStatus:
         experiments = self.experiments()

@@ -18,11 +18,11 @@ from ratchet.config import ConfigError
 from ratchet.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
 from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import Ledger, RunInfo, results_tsv
-from ratchet.loop import Loop, RunError
+from ratchet.loop import Loop, RunError, run_lock_holder
 from ratchet.project import Project, ProjectError
 from ratchet.report.terminal import VERDICT_STYLE, format_change, format_metric, make_display
 from ratchet.scaffold import ScaffoldError, write_starter_files
-from ratchet.workspace import GitError, WorkspaceError, git
+from ratchet.workspace import STATE_DIR, GitError, WorkspaceError, git
 
 app = typer.Typer(
     name="ratchet",
@@ -153,8 +153,7 @@ def _status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, A
         counts[key] = counts.get(key, 0) + 1
     baseline = next((e for e in experiments if e.verdict is Verdict.BASELINE), None)
     champion = next((e for e in reversed(experiments) if e.verdict in (Verdict.KEEP, Verdict.BASELINE)), None)
-    lock = project.root / ".ratchet" / "runs" / info.name / "lock"
-    running = _lock_holder(lock)
+    running = run_lock_holder(project.root / STATE_DIR, info.name)
     budget = info.config.get("budget", {})
     return {
         "run": info.name,
@@ -202,21 +201,6 @@ def _sandbox_warning(project: Project, info: RunInfo) -> str | None:
     except ConfigError:
         section = info.config.get("sandbox") or {}
     return sandbox_warning(section)
-
-
-def _lock_holder(lock: Path) -> int | None:
-    import fcntl
-
-    if not lock.exists():
-        return None
-    with lock.open("r") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
 
 
 @app.command()

@@ -16,6 +16,7 @@ environment allowlist. :meth:`Containment.run` runs one command that way and ret
 from __future__ import annotations
 
 import collections
+import collections.abc
 import ctypes
 import ctypes.util
 import fcntl
@@ -32,7 +33,7 @@ from typing import Callable, Mapping, Sequence
 from ratchet.config import Config, SandboxSection
 from ratchet.environment import untrusted_env
 from ratchet.limits import Cgroup, Limits
-from ratchet.measure import TERM_GRACE_SECONDS, CommandResult
+from ratchet.measure import TERM_GRACE_SECONDS, CommandResult, wait_for_exit
 from ratchet.sandbox import Sandbox, SandboxError, expand, probe, repository_paths
 
 # After the command and everything it left are killed, how long the pipes get to reach EOF.
@@ -229,36 +230,27 @@ def _kill_group(pgid: int, sig: int) -> None:
         pass
 
 
+class _Pumps(collections.abc.Mapping):
+    """The output pipes still open, each with what drains it: read afresh at every wake-up."""
+
+    def __init__(self, logs: dict[int, "CappedLog"]) -> None:
+        self.logs = logs
+
+    def __getitem__(self, fd: int) -> Callable[[int], None]:
+        return self.logs[fd].pump
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return (fd for fd, log in self.logs.items() if not log.eof)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def _wait(
     pid: int, deadline: float, should_abandon: Callable[[], bool] | None, logs: dict[int, "CappedLog"]
 ) -> tuple[int | None, "os.struct_rusage | None", bool, bool]:
     """Wait for ``pid`` until ``deadline`` while draining its output; (status, rusage, timed_out, interrupted)."""
-    try:
-        pidfd: int | None = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    try:
-        while True:
-            waited, status, rusage = os.wait4(pid, os.WNOHANG)
-            if waited == pid:
-                return status, rusage, False, False
-            if should_abandon is not None and should_abandon():
-                return None, None, False, True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None, None, True, False
-            watch = [fd for fd, log in logs.items() if not log.eof]
-            if pidfd is not None:
-                watch.append(pidfd)
-            # A pidfd becomes readable when the process exits; wake at least every 0.2 s to
-            # notice an abandon request (every 5 ms where there is no pidfd).
-            ready, _, _ = select.select(watch, [], [], min(remaining, 0.2 if pidfd is not None else 0.005))
-            for fd in ready:
-                if fd in logs:
-                    logs[fd].pump(fd)
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
+    return wait_for_exit(pid, deadline, should_abandon, _Pumps(logs))
 
 
 def _drain(logs: dict[int, "CappedLog"], deadline: float) -> None:

@@ -139,6 +139,26 @@ def run_lock(state_dir: Path, run: str) -> Iterator[None]:
         handle.close()  # closing releases the lock; a killed process releases it too
 
 
+def run_lock_holder(state_dir: Path, run: str) -> int | None:
+    """The pid of the ``ratchet run`` holding the run now (-1 if unknown), or None when free.
+
+    A shared, non-blocking probe: it never waits and never keeps the lock.
+    """
+    path = state_dir / "runs" / run / "lock"
+    try:
+        handle = path.open("r")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
 def frozen_settings(config: Config) -> dict[str, Any]:
     dump = config.model_dump(mode="json", by_alias=True)
     out = {}
@@ -1054,4 +1074,4 @@ def _gb(rss: int | None) -> float | None:
     return None if rss is None else rss / 1024**3
 
 
-__all__ = ["Loop", "RunError", "RunSummary", "run_lock"]
+__all__ = ["Loop", "RunError", "RunSummary", "run_lock", "run_lock_holder"]

@@ -121,11 +121,11 @@ def run_command(
         )
     pgid = proc.pid
     deadline = started + timeout
-    status, rusage, timed_out, interrupted = _wait(proc.pid, deadline, should_abandon)
+    status, rusage, timed_out, interrupted = wait_for_exit(proc.pid, deadline, should_abandon)
     if status is None:
         timed_out = not interrupted
         _kill_group(pgid, signal.SIGTERM)
-        status, rusage, _, _ = _wait(proc.pid, time.monotonic() + TERM_GRACE_SECONDS, None)
+        status, rusage, _, _ = wait_for_exit(proc.pid, time.monotonic() + TERM_GRACE_SECONDS, None)
         if status is None:
             _kill_group(pgid, signal.SIGKILL)
             _, status, rusage = os.wait4(proc.pid, 0)
@@ -147,15 +147,22 @@ def run_command(
     )
 
 
-def _wait(
-    pid: int, deadline: float, should_abandon: Callable[[], bool] | None
+def wait_for_exit(
+    pid: int,
+    deadline: float,
+    should_abandon: Callable[[], bool] | None,
+    readers: Mapping[int, Callable[[int], None]] | None = None,
 ) -> tuple[int | None, "os.struct_rusage | None", bool, bool]:
-    """Wait for ``pid`` until ``deadline``; return (status, rusage, timed_out, interrupted)."""
-    pidfd = None
+    """Wait for ``pid`` until ``deadline``; return (status, rusage, timed_out, interrupted).
+
+    ``readers`` maps file descriptors to call when they become readable while waiting (the
+    containment drains its output pipes this way); the mapping may shrink as streams end.
+    """
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd: int | None = os.pidfd_open(pid)
     except (AttributeError, OSError):
         pidfd = None
+    readers = readers or {}
     try:
         while True:
             waited, status, rusage = os.wait4(pid, os.WNOHANG)
@@ -167,12 +174,17 @@ def _wait(
             if remaining <= 0:
                 return None, None, True, False
             # A pidfd becomes readable when the process exits: no polling latency. Wake at
-            # least every 0.2 s to notice an abandon request.
-            step = min(remaining, 0.2)
-            if pidfd is not None:
-                select.select([pidfd], [], [], step)
+            # least every 0.2 s to notice an abandon request (every 5 ms without a pidfd).
+            watch = [*readers, *([pidfd] if pidfd is not None else [])]
+            step = min(remaining, 0.2 if pidfd is not None else 0.005)
+            if watch:
+                ready, _, _ = select.select(watch, [], [], step)
             else:
-                time.sleep(min(step, 0.005))
+                time.sleep(step)
+                ready = []
+            for fd in ready:
+                if fd in readers:
+                    readers[fd](fd)
     finally:
         if pidfd is not None:
             os.close(pidfd)

@@ -95,6 +95,16 @@ class _SDKClient:
         self.section = section
         self._key = key
 
+    @staticmethod
+    def _reply(
+        system: str, messages: list[Message], text: str, tokens: tuple[int, int] | None, retries: int, truncated: bool
+    ) -> Reply:
+        """The answer with its token counts; estimated from the text when the server sent none."""
+        if tokens is None:
+            sent = system + "".join(m.content for m in messages)
+            return Reply(text, estimate_tokens(sent), estimate_tokens(text), retries, truncated, estimated=True)
+        return Reply(text, tokens[0], tokens[1], retries, truncated)
+
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key and self._key != "unused" else text
 
@@ -165,10 +175,9 @@ class _OpenAIClient(_SDKClient):
             raise self._failure(exc) from None
         if not isinstance(text, str):
             raise ChatError(f"malformed response from {self.section.base_url or 'the API'}: no text in the answer")
-        if usage is None or getattr(usage, "prompt_tokens", None) is None:
-            sent = system + "".join(m.content for m in messages)
-            return Reply(text, estimate_tokens(sent), estimate_tokens(text), raw.retries_taken, truncated, estimated=True)
-        return Reply(text, usage.prompt_tokens, usage.completion_tokens or 0, raw.retries_taken, truncated)
+        counted = usage is not None and getattr(usage, "prompt_tokens", None) is not None
+        tokens = (usage.prompt_tokens, usage.completion_tokens or 0) if counted else None
+        return self._reply(system, messages, text, tokens, raw.retries_taken, truncated)
 
 
 class _AnthropicClient(_SDKClient):
@@ -198,10 +207,9 @@ class _AnthropicClient(_SDKClient):
             truncated = message.stop_reason == "max_tokens"
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line
             raise self._failure(exc) from None
-        if usage is None or getattr(usage, "input_tokens", None) is None:
-            sent = system + "".join(m.content for m in messages)
-            return Reply(text, estimate_tokens(sent), estimate_tokens(text), raw.retries_taken, truncated, estimated=True)
-        # Cached input is still input: counted in full (priced at the input rate, an upper bound).
-        cached = (getattr(usage, "cache_creation_input_tokens", 0) or 0) + (getattr(usage, "cache_read_input_tokens", 0) or 0)
-        tokens_in = usage.input_tokens + cached
-        return Reply(text, tokens_in, getattr(usage, "output_tokens", 0) or 0, raw.retries_taken, truncated)
+        tokens = None
+        if usage is not None and getattr(usage, "input_tokens", None) is not None:
+            # Cached input is still input: counted in full (priced at the input rate, an upper bound).
+            cached = (getattr(usage, "cache_creation_input_tokens", 0) or 0) + (getattr(usage, "cache_read_input_tokens", 0) or 0)
+            tokens = (usage.input_tokens + cached, getattr(usage, "output_tokens", 0) or 0)
+        return self._reply(system, messages, text, tokens, raw.retries_taken, truncated)

@@ -7,7 +7,6 @@ writes: not the ledger, not the repository.
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import time
@@ -15,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ratchet.measure import read_tail
 from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import Ledger, RunInfo
+from ratchet.loop import run_lock_holder
+from ratchet.measure import read_tail
 from ratchet.workspace import STATE_DIR, GitError, git
 
 # A diff longer than this is cut: a report must stay a file a browser opens at once.
@@ -336,15 +336,4 @@ def _format(value: Any, style: str = "") -> str:
 
 def run_is_active(root: Path, run: str) -> bool:
     """Whether a ``ratchet run`` holds the run's lock now (the loop takes it exclusively)."""
-    path = root / STATE_DIR / "runs" / run / "lock"
-    try:
-        handle = path.open("r")
-    except OSError:
-        return False
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
+    return run_lock_holder(root / STATE_DIR, run) is not None
