@@ -63,7 +63,7 @@ def test_effects_and_param_specs():
         (lambda t: t.replace('command = "python3 bench.py"\n', ""), "metric: needs a command (or both run and score"),
         (lambda t: t + "[budget]\nwall = \"5 minutes\"\n", "budget.wall: expected a duration"),
         (lambda t: t + "[budget]\niterations = -3\n", "budget.iterations: input should be greater than or equal to 0"),
-        (lambda t: t + "[budget]\niteration = 3\n", "budget.iteration: is not a known setting"),
+        (lambda t: t + "[budget]\niteration = 3\n", "budget.iteration is not a known setting (did you mean iterations?)"),
         (lambda t: t.replace('kind = "command"', 'kind = "magic"'), "proposer: unknown kind 'magic'"),
         (lambda t: t.replace('mutable = ["src/**"]', 'mutable = ["../x"]'), "scope.mutable: '../x' must be relative"),
         (lambda t: t.replace('mutable = ["src/**"]', "mutable = []"), "scope.mutable: list should have at least 1 item"),
@@ -86,6 +86,39 @@ def test_bad_configs_give_one_line(change, message):
     assert text.startswith("ratchet.toml: ")
     assert message in text
     assert "\n" not in text
+
+
+def test_a_typo_is_named_first_and_every_problem_is_listed():
+    # `mutabel` leaves `mutable` missing: the typo explains it, so it comes first, with the fix.
+    text = MINIMAL.replace("mutable =", "mutabel =").replace('"minimize"', '"down"') + "[budget]\nwal = 5\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "ratchet.toml")
+    problems = str(info.value).removeprefix("ratchet.toml: ").split("; ")
+    assert problems[0] == "scope.mutabel is not a known setting (did you mean mutable?)"
+    assert "budget.wal is not a known setting (did you mean wall?)" in problems
+    assert "scope.mutable: is required" in problems
+    assert any(p.startswith("metric.direction: input should be") for p in problems)
+    assert len(problems) == 4 and "more problem" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t.replace("[scope]", "[scpe]"), "scpe is not a known setting (did you mean scope?)"),
+        (lambda t: t.replace('command = "true"', 'comand = "true"'), "proposer.comand is not a known setting (did you mean command?)"),
+        (lambda t: t.replace("[metric]", '[metric]\njsn = "loss"'), "metric.jsn is not a known setting (did you mean json?)"),
+        (lambda t: t + '[[guards]]\nname = "a"\ncommand = "true"\nmax_regresion = 1\n', "guards[0].max_regresion is not a known setting (did you mean max_regression?)"),
+        (lambda t: t.replace('kind = "command"\ncommand = "true"', 'kind = "llm"\nmodel = "m"\n[proposer.prices.m]\ninput = 1\noutpt = 2'),
+         "proposer.prices.m.outpt is not a known setting (did you mean output?)"),
+        (lambda t: t + "[budget]\nzzz = 1\n", "budget.zzz is not a known setting"),
+    ],
+)
+def test_unknown_keys_suggest_the_nearest_setting(change, message):
+    with pytest.raises(ConfigError) as info:
+        parse_config(change(MINIMAL), "ratchet.toml")
+    assert str(info.value).startswith(f"ratchet.toml: {message}")
+    if "did you mean" not in message:
+        assert "did you mean" not in str(info.value)
 
 
 def test_bad_config_from_cli_exit_2_without_traceback(tmp_path: Path):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -591,27 +592,65 @@ def _location(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
-def format_validation_error(path: Path | str, error: ValidationError, data: dict[str, Any]) -> str:
-    first = error.errors(include_url=False)[0]
-    where = _location(tuple(first["loc"]), data)
-    kind = first["type"]
-    message = first["msg"]
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The section models a field's value may be, through Optional, list, dict and unions."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models(arg)]
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the section at ``loc`` accepts (empty when it cannot be told)."""
+    models: list[type[BaseModel]] = [Config]
+    dict_key_next = False  # the step after a dict-typed field (e.g. prices) is the user's own key
+    for item in loc:
+        if isinstance(item, int) or dict_key_next:
+            dict_key_next = False
+            continue
+        # A discriminated union's tag ("command") is a location step, not a key: pick its model.
+        tagged = [m for m in models if "kind" in m.model_fields and item in get_args(m.model_fields["kind"].annotation)]
+        if len(models) > 1 and tagged:
+            models = tagged
+            continue
+        fields = [f for m in models for name, f in m.model_fields.items() if item in (name, f.alias)]
+        if not fields:
+            return []
+        models = _models(fields[0].annotation)
+        dict_key_next = get_origin(fields[0].annotation) is dict
+    if len(models) != 1:
+        return []
+    return [field.alias or name for name, field in models[0].model_fields.items()]
+
+
+def _problem(error: Any, data: dict[str, Any]) -> str:
+    """One pydantic error as the user would say it: ``budget.wall: expected a duration ...``."""
+    loc = tuple(error["loc"])
+    where = _location(loc, data)
+    kind = error["type"]
+    message = error["msg"]
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc[:-1]), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"{where} is not a known setting{hint}"
     if kind == "missing":
         message = "is required"
-    elif kind == "extra_forbidden":
-        message = "is not a known setting"
     elif kind == "union_tag_invalid":
-        tag = first.get("ctx", {}).get("tag")
-        message = f"unknown kind {tag!r}; expected one of: {first.get('ctx', {}).get('expected_tags', 'optuna, command')}"
+        tag = error.get("ctx", {}).get("tag")
+        message = f"unknown kind {tag!r}; expected one of: {error.get('ctx', {}).get('expected_tags', 'optuna, command')}"
     elif kind == "union_tag_not_found":
-        message = f"needs a kind ({first.get('ctx', {}).get('expected_tags', 'optuna, command')})"
+        message = f"needs a kind ({error.get('ctx', {}).get('expected_tags', 'optuna, command')})"
     elif message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    elif "input" in first and kind not in ("model_type",):
-        message = f"{message[0].lower()}{message[1:]} (got {first['input']!r})"
-    more = len(error.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{path}: {where + ': ' if where else ''}{message}{suffix}"
+    elif "input" in error and kind not in ("model_type",):
+        message = f"{message[0].lower()}{message[1:]} (got {error['input']!r})"
+    return f"{where + ': ' if where else ''}{message}"
+
+
+def format_validation_error(path: Path | str, error: ValidationError, data: dict[str, Any]) -> str:
+    """Every problem, on one line; unknown keys first, since a typo explains a "required" beside it."""
+    errors = sorted(error.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    problems = list(dict.fromkeys(_problem(e, data) for e in errors))
+    return f"{path}: {'; '.join(problems)}"
 
 
 def parse_config(text: str, path: Path | str = CONFIG_FILE) -> Config:
