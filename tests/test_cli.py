@@ -81,9 +81,16 @@ def test_init_then_run_status_show_export(tmp_path: Path):
     export = run_cli(repo, "export", "-o", "out.tsv")
     assert export.returncode == 0
     rows = list(csv.reader(io.StringIO((repo / "out.tsv").read_text()), delimiter="\t"))
-    assert rows[0][:5] == ["commit", "number", "memory_gb", "status", "description"]
-    assert [row[3] for row in rows[1:]] == ["keep", "keep", "discard"]
-    assert rows[2][0] == status["champion_commit"][:7]
+    assert rows[0][:4] == ["id", "verdict", "number", "commit"]
+    assert [row[1] for row in rows[1:]] == ["baseline", "keep", "invalid"]
+    assert rows[2][3] == status["champion_commit"]
+    autoresearch = run_cli(repo, "export", "--format", "autoresearch", "-o", "-").stdout.splitlines()
+    assert [line.split("\t")[:2] + line.split("\t")[3:] for line in autoresearch] == [
+        ["commit", "val_bpb", "status", "description"],
+        [status["base_commit"][:7], "10.000000", "keep", "baseline"],
+        [status["champion_commit"][:7], "4.000000", "keep", "halve it"],
+        ["", "0.000000", "crash", "halve it (invalid)"],
+    ]
 
     table = run_cli(repo, "log")
     assert "halve it" in table.stdout and "baseline" in table.stdout

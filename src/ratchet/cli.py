@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from ratchet.budget import hms
 from ratchet.config import ConfigError
 from ratchet.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
 from ratchet.experiment import Experiment, Verdict
-from ratchet.ledger import Ledger, RunInfo, results_tsv
+from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
 from ratchet.loop import Loop, RunError, run_lock_holder
 from ratchet.project import Project, ProjectError
 from ratchet.report.terminal import VERDICT_STYLE, format_change, format_metric, make_display
@@ -317,15 +318,46 @@ def _print_experiment(info: RunInfo, e: Experiment, diff: str) -> None:
         out.print(e.output_tail, markup=False)
 
 
+class ExportFormat(str, enum.Enum):
+    ratchet = "ratchet"
+    autoresearch = "autoresearch"
+
+
 @app.command()
 def export(
     run: RunOption = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the TSV ('-' for stdout).")] = Path("results.tsv"),
+    format_: Annotated[ExportFormat, typer.Option("--format", "-f", help="ratchet (every verdict and column) or autoresearch (its five columns, for its analysis.ipynb).")] = ExportFormat.ratchet,
 ) -> None:
-    """Write results.tsv: autoresearch's columns (commit, metric, memory_gb, status, description), then ratchet's."""
+    """Write results.tsv (tab-separated), one row per experiment.
+
+    --format ratchet (default) is lossless: id, verdict, <metric>, commit, parent_commit, memory_gb,
+    description, reason, proposer, started, ended, duration_s, guards, hardware, tokens_in,
+    tokens_out, cost_usd, state, log_dir, proposal, extra; full precision, full shas. A candidate that
+    was not kept was never committed: its commit is empty, its diff is <log_dir>/proposal.diff.
+
+    --format autoresearch writes exactly the five columns of Karpathy's program.md, for its
+    analysis.ipynb: commit (7 characters), val_bpb (the metric, whatever its name, %.6f), memory_gb
+    (%.1f), status, description; 0.000000 and 0.0 on crash rows. Verdict -> status:
+
+    \b
+      baseline, keep                               -> keep
+      discard, overfit                             -> discard
+      crash, timeout, invalid, tampered, abandoned -> crash (no usable number)
+
+    A verdict autoresearch lacks is named in brackets after the description. memory_gb is the peak
+    resident memory (RAM, not GPU memory) of the metric command's largest process in the last
+    measurement. Running experiments are left out.
+    """
     _, ledger, info = _open(run)
-    text = results_tsv(ledger.experiments(info.name), info.metric_name)
+    experiments = ledger.experiments(info.name)
     ledger.close()
+    if format_ is ExportFormat.autoresearch:
+        text = autoresearch_tsv(experiments)
+        if info.direction == "maximize":
+            err.print(f"ratchet: note: this run maximizes {info.metric_name}; analysis.ipynb takes lower val_bpb as better", markup=False)
+    else:
+        text = results_tsv(experiments, info.metric_name)
     if str(output) == "-":
         sys.stdout.write(text)
         return

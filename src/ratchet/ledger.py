@@ -9,6 +9,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -244,48 +245,123 @@ def _experiment(row: tuple[Any, ...]) -> Experiment:
 
 # ---------------------------------------------------------------- exports
 
-# The original autoresearch's status words: keep, discard, crash.
-_AUTORESEARCH_STATUS = {
-    Verdict.BASELINE: "keep",
+# Column order of ratchet's own (lossless) results.tsv; the metric's column takes its name.
+RESULTS_COLUMNS = (
+    "id", "verdict", "{metric}", "commit", "parent_commit", "memory_gb", "description", "reason", "proposer",
+    "started", "ended", "duration_s", "guards", "hardware", "tokens_in", "tokens_out", "cost_usd", "state",
+    "log_dir", "proposal", "extra",
+)  # fmt: skip
+
+# Karpathy's autoresearch (program.md, "Logging results"): exactly these five columns, tab-separated.
+AUTORESEARCH_COLUMNS = ("commit", "val_bpb", "memory_gb", "status", "description")
+
+#: ratchet's verdict -> autoresearch's status (keep, discard, crash). "crash" is autoresearch's
+#: word for "no usable number": its notebook drops those rows from the plot and the keep rate.
+AUTORESEARCH_STATUS = {
+    Verdict.BASELINE: "keep",  # autoresearch's first row: the baseline, logged as keep
     Verdict.KEEP: "keep",
+    Verdict.DISCARD: "discard",
+    Verdict.OVERFIT: "discard",  # measured and reverted: the holdout rejected it
     Verdict.CRASH: "crash",
     Verdict.TIMEOUT: "crash",
+    Verdict.INVALID: "crash",  # never measured (out of scope, empty) or the metric did not parse
+    Verdict.TAMPERED: "crash",  # its number cannot be trusted: the harness changed
+    Verdict.ABANDONED: "crash",  # cut short before a number
 }
 
 
 def results_tsv(experiments: list[Experiment], metric_name: str) -> str:
-    """``commit, <metric>, memory_gb, status, description`` as autoresearch writes, then ours."""
+    """ratchet's results.tsv: every ledger column but the logs' tails, each verdict as itself.
+
+    Numbers keep full precision, commits their full sha. A candidate that was not kept was never
+    committed (discard resets it), so its ``commit`` cell is empty; its diff is
+    ``<log_dir>/proposal.diff``.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-    writer.writerow(
-        ["commit", metric_name, "memory_gb", "status", "description",
-         "id", "verdict", "reason", "parent_commit", "proposer", "started", "duration_s", "guards", "hardware",
-         "tokens_in", "tokens_out", "cost_usd"]
-    )  # fmt: skip
+    writer.writerow([column.format(metric=metric_name) for column in RESULTS_COLUMNS])
     for e in experiments:
-        commit = (e.commit or e.parent_commit)[:7] if e.verdict in (Verdict.KEEP, Verdict.BASELINE) else ""
-        status = _AUTORESEARCH_STATUS.get(e.verdict, "discard") if e.verdict else "running"
-        guards = ";".join(f"{g.name}={'pass' if g.passed else 'fail'}" for g in e.guards)
+        # The baseline measured its parent: that commit is the one it scored.
+        commit = e.commit or (e.parent_commit if e.verdict is Verdict.BASELINE else "")
         writer.writerow([
-            commit,
-            "" if e.metric is None else f"{e.metric:.6g}",
-            "" if e.memory_gb is None else f"{e.memory_gb:.1f}",
-            status,
-            _one_line(e.hypothesis),
             e.id,
             e.verdict.value if e.verdict else "",
+            _number(e.metric),
+            commit,
+            e.parent_commit,
+            _number(e.memory_gb),
+            _one_line(e.hypothesis),
             _one_line(e.reason),
-            e.parent_commit[:7],
             e.proposer,
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(e.started)),
-            "" if e.duration is None else f"{e.duration:.2f}",
-            guards,
+            _timestamp(e.started),
+            _timestamp(e.ended),
+            _number(e.duration),
+            _compact_json([_guard_json(g) for g in e.guards]),
             e.hardware,
-            "" if e.tokens_in is None else e.tokens_in,
-            "" if e.tokens_out is None else e.tokens_out,
-            "" if e.cost_usd is None else f"{e.cost_usd:.6f}",
+            _number(e.tokens_in),
+            _number(e.tokens_out),
+            _number(e.cost_usd),
+            e.state,
+            e.log_dir,
+            _compact_json(e.proposal_meta),
+            _compact_json(e.extra),
         ])  # fmt: skip
     return buffer.getvalue()
+
+
+def autoresearch_tsv(experiments: list[Experiment]) -> str:
+    """results.tsv exactly as autoresearch's program.md writes it, for its ``analysis.ipynb``.
+
+    ``commit`` is 7 characters (empty for a candidate that was never committed); the metric goes
+    in ``val_bpb`` (``%.6f``; ``0.000000`` for a crash); ``memory_gb`` is ``%.1f`` (``0.0`` for a
+    crash); ``status`` per :data:`AUTORESEARCH_STATUS`; a verdict autoresearch lacks is named in
+    brackets after the description, as its own example does: ``double model width (OOM)``.
+    Experiments still running are left out: autoresearch logs an experiment when it is done.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(AUTORESEARCH_COLUMNS)
+    for e in experiments:
+        if e.verdict is None:
+            continue
+        status = AUTORESEARCH_STATUS[e.verdict]
+        commit = e.commit or (e.parent_commit if e.verdict is Verdict.BASELINE else "")
+        description = _one_line(e.hypothesis)
+        if e.verdict.value not in ("keep", "discard", "crash", "baseline"):
+            description = f"{description} ({e.verdict.value})".strip()
+        if status == "crash":
+            value, memory = "0.000000", "0.0"
+        else:
+            value = "" if e.metric is None else _autoresearch_value(e.metric)
+            memory = "" if e.memory_gb is None else f"{e.memory_gb:.1f}"
+        writer.writerow([commit[:7], value, memory, status, description])
+    return buffer.getvalue()
+
+
+def _autoresearch_value(value: float) -> str:
+    # %.6f as autoresearch writes val_bpb; a small metric (seconds, error rates) would lose its
+    # digits there, or read 0.000000 like a crash, so it gets six significant digits instead.
+    return f"{value:.6f}" if value == 0 or abs(value) >= 0.1 else f"{value:.6g}"
+
+
+def _number(value: float | int | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _timestamp(value: float | None) -> str:
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value).astimezone().isoformat(timespec="milliseconds")
+
+
+def _guard_json(guard: GuardResult) -> dict[str, Any]:
+    data = guard.to_json()
+    data.pop("output_tail", None)  # logs, like the experiment's own tail: in log_dir and `ratchet show`
+    return data
+
+
+def _compact_json(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def _one_line(text: str) -> str:
