@@ -43,7 +43,7 @@ def test_keeps_an_improvement_and_the_working_tree_follows(number_repo):
     result = run_cli(repo, "try", "-m", "smaller number")
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
-    assert first.startswith("keep: number 7 (champion 10, -30.00%)"), result.stdout
+    assert first.startswith("keep: number 7 (-30.00% vs champion 10, its recorded score)"), result.stdout
     assert "#1" in result.stdout and "smaller number" in result.stdout  # the short history
     assert verdicts(repo) == [Verdict.BASELINE, Verdict.KEEP]
     assert branch_file(repo, "value.txt") == "7\n"
@@ -62,7 +62,7 @@ def test_discards_a_regression_and_the_working_tree_goes_back(number_repo):
     (repo / "value.txt").write_text("12\n")
     result = run_cli(repo, "try", "-m", "bigger number")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stdout.startswith("discard: number 12 (champion 10, +20.00%)"), result.stdout
+    assert result.stdout.startswith("discard: number 12 (+20.00% vs champion 10, its recorded score)"), result.stdout
     assert verdicts(repo) == [Verdict.BASELINE, Verdict.DISCARD]
     assert (repo / "value.txt").read_text() == "10\n"
     assert sh(repo, "git", "rev-parse", "ratchet/t") == sh(repo, "git", "rev-parse", "main")

@@ -35,7 +35,11 @@ class ExperimentRow(BaseModel):
     id: int
     verdict: str
     metric: float | None
-    change: str  # against the champion of its time, e.g. "-3.10%"
+    # The comparison the verdict made: the champion's value it saw (re-measured when the
+    # policy measures the champion again; else its recorded score) and the change against it.
+    champion: float | None = None
+    champion_remeasured: bool = False
+    change: str  # e.g. "-3.10%": the candidate against `champion`; negative = the metric went down
     hypothesis: str
     commit: str | None
 
@@ -120,8 +124,16 @@ def rows(experiments: Sequence[Experiment]) -> list[ExperimentRow]:
     for e in experiments:
         if e.verdict is None:
             continue
-        change = "" if e.verdict is Verdict.BASELINE else format_change(champion, e.metric)
-        out.append(ExperimentRow(id=e.id, verdict=e.verdict.value, metric=e.metric, change=change, hypothesis=_short(e.hypothesis), commit=e.commit))
+        compared = None if e.verdict is Verdict.BASELINE else e.comparison(champion)
+        out.append(
+            ExperimentRow(
+                id=e.id, verdict=e.verdict.value, metric=e.metric,
+                champion=compared.champion if compared else None,
+                champion_remeasured=compared.remeasured if compared else False,
+                change=format_change(compared.champion, compared.candidate) if compared else "",
+                hypothesis=_short(e.hypothesis), commit=e.commit,
+            )
+        )  # fmt: skip
         if e.verdict in (Verdict.KEEP, Verdict.BASELINE) and e.metric is not None:
             champion = e.metric
     return out
@@ -131,7 +143,10 @@ def history_lines(table: Sequence[ExperimentRow], last: int = 5) -> list[str]:
     """A few rows as plain lines, newest last: the short history printed after a try."""
     lines = []
     for row in table[-last:]:
-        change = f" ({row.change})" if row.change else ""
+        change = ""
+        if row.change and row.champion is not None:
+            how = "re-measured" if row.champion_remeasured else "recorded"
+            change = f" ({row.change} vs champion {format_metric(row.champion)} {how})"
         lines.append(f"  #{row.id:<4} {row.verdict:<9} {format_metric(row.metric)}{change}  {row.hypothesis}")
     return lines
 

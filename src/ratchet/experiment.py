@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,9 @@ class GuardResult:
     value: float | None = None
     reason: str = ""
     skipped: bool = False
+    # The end of a failing guard's output (capped): what a person or an agent needs to see
+    # why it failed, shown wherever the verdict is. Empty when it passed.
+    output_tail: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,11 +59,55 @@ class GuardResult:
             "value": self.value,
             "reason": self.reason,
             "skipped": self.skipped,
+            "output_tail": self.output_tail,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "GuardResult":
         return cls(**data)
+
+    def failure_text(self) -> str:
+        """``guard tests failed: exit 1`` and the output's tail, indented; "" when it passed."""
+        if self.passed:
+            return ""
+        head = f"guard {self.name} failed: {self.reason}"
+        if not self.output_tail.strip():
+            return head
+        return head + "\n" + "\n".join("    " + line for line in self.output_tail.rstrip().splitlines())
+
+
+def guard_failures(guards: "list[GuardResult]") -> str:
+    """Every failing guard (not the skipped ones) with its output's tail, for the verdict's readers."""
+    return "\n".join(g.failure_text() for g in guards if not g.passed and not g.skipped)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What the verdict compared: the candidate against the champion *as the verdict saw it*.
+
+    Policies that measure the champion again (repeat, sequential) compare medians of fresh
+    samples, not the champion's recorded score, which was one lucky draw: a headline computed
+    from the recorded score can say +36% beside a verdict that saw -3.8%.
+    """
+
+    candidate: float
+    champion: float
+    remeasured: bool  # the champion was measured again for this verdict (medians of samples)
+    samples: int  # the candidate's samples behind ``candidate``
+
+    @property
+    def change(self) -> float | None:
+        """(candidate - champion) / |champion|, or None at zero."""
+        return None if self.champion == 0 else (self.candidate - self.champion) / abs(self.champion)
+
+    def describe(self) -> str:
+        """E.g. ``-3.79% vs champion 0.5598, re-measured: medians of 5 pairs``."""
+        change = f"{self.change:+.2%} " if self.change is not None else ""
+        if self.remeasured:
+            how = f", re-measured: medians of {self.samples} pair{'s' if self.samples != 1 else ''}"
+        else:
+            how = ", its recorded score"
+        return f"{change}vs champion {self.champion:.6g}{how}"
 
 
 @dataclass
@@ -94,6 +142,22 @@ class Experiment:
     @property
     def duration(self) -> float | None:
         return None if self.ended is None else self.ended - self.started
+
+    def comparison(self, recorded_champion: float | None) -> Comparison | None:
+        """The comparison the verdict made, given the champion's recorded score at the time.
+
+        The re-measured champion's samples when the policy took them, else the recorded score;
+        None when the experiment has no metric (a crash, an invalid proposal).
+        """
+        candidate = self.extra.get("candidate_samples") or []
+        champion = self.extra.get("champion_samples") or []
+        if self.metric is None:
+            return None
+        if champion and candidate:
+            return Comparison(statistics.median(candidate), statistics.median(champion), True, len(candidate))
+        if recorded_champion is None:
+            return None
+        return Comparison(self.metric, recorded_champion, False, max(len(candidate), 1))
 
     def to_json(self) -> dict[str, Any]:
         return {

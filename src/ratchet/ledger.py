@@ -126,6 +126,13 @@ class Ledger:
             (info.name, info.created, info.base_commit, info.branch, info.metric_name, info.direction, json.dumps(info.config)),
         )
 
+    def restart_run(self, info: RunInfo) -> None:
+        """Start a run that never measured its baseline again: new base commit and settings."""
+        self._db.execute(
+            "UPDATE runs SET created = ?, base_commit = ?, branch = ?, metric_name = ?, direction = ?, config = ? WHERE name = ?",
+            (info.created, info.base_commit, info.branch, info.metric_name, info.direction, json.dumps(info.config), info.name),
+        )
+
     def get_run(self, name: str) -> RunInfo | None:
         row = self._db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
         return None if row is None else RunInfo(*row[:6], config=json.loads(row[6]))

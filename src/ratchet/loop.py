@@ -24,7 +24,7 @@ from typing import Any, Iterator
 from ratchet.budget import Budget, Progress
 from ratchet.config import Config
 from ratchet.executors import CommandSpec, Executor, Job, LocalExecutor
-from ratchet.experiment import Experiment, GuardResult, Verdict
+from ratchet.experiment import Experiment, GuardResult, Verdict, guard_failures
 from ratchet.hardware import fingerprint, hardware_info
 from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
 from ratchet.measure import CommandResult, MetricParseError, parse_number
@@ -221,6 +221,10 @@ class Loop:
         info = ledger.get_run(self.run_name)
         if info is None:
             return self._start_new_run(ledger)
+        if not any(e.verdict is Verdict.BASELINE for e in ledger.experiments(self.run_name)):
+            # The baseline never succeeded: nothing was measured that settings could contradict,
+            # so the run starts again from today's HEAD and config (the fix is usually there).
+            return self._start_new_run(ledger, again=info)
         self._check_resumable(info)
         return info
 
@@ -270,6 +274,7 @@ class Loop:
                     with _Interrupts(self.display) as interrupts:
                         state = self._baseline(ledger, info, interrupts)
                         self._know_noise(ledger, state, interrupts)
+                        self.display.champion_is(state.baseline_metric, state.champion_metric)
                         experiment, _ = self._experiment(ledger, _Given(proposal), state, interrupts)
                 finally:
                     ledger.touch_session(session)
@@ -294,8 +299,12 @@ class Loop:
         except FileNotFoundError:
             return ""
 
-    def _start_new_run(self, ledger: Ledger) -> RunInfo:
+    def _start_new_run(self, ledger: Ledger, again: RunInfo | None = None) -> RunInfo:
         ws = self.workspace
+        if again is not None:
+            for leftover in ledger.experiments(self.run_name):  # a baseline killed mid-measurement
+                self._set_aside_failed_baseline(ledger, leftover)
+            ws.remove_run(again.base_commit)
         if ws.branch_exists():
             raise RunError(
                 f"branch {ws.branch} exists but the ledger has no run {self.run_name!r}; "
@@ -321,9 +330,24 @@ class Loop:
             direction=self.config.metric.direction,
             config=self.config.model_dump(mode="json", by_alias=True),
         )
-        ledger.create_run(info)
+        if again is None:
+            ledger.create_run(info)
+        else:
+            ledger.restart_run(info)
         ws.create_branch()
         return info
+
+    def _set_aside_failed_baseline(self, ledger: Ledger, experiment: Experiment) -> None:
+        """A baseline that failed leaves no experiment row, branch or worktree behind: the
+        attempt becomes a ``baseline-failed`` event (its logs moved beside), so the next
+        ``ratchet run`` measures experiment 0 afresh."""
+        log_dir = Path(experiment.log_dir)
+        if log_dir.is_dir():
+            kept = log_dir.with_name(f"baseline-failed-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            log_dir.rename(kept)
+            experiment.log_dir = str(kept)
+        ledger.add_event(self.run_name, "baseline-failed", experiment.to_json())
+        ledger.delete(experiment)
 
     def _check_resumable(self, info: RunInfo) -> None:
         stored = {}
@@ -423,11 +447,13 @@ class Loop:
             experiment.memory_gb = _gb(last.max_rss_bytes)
             experiment.output_tail = last.tail()
         guards: list[GuardResult] = []
+        tail = last.tail(600).strip() if last is not None else ""
         if failure is None:
             guards = self._run_guards(log_dir, {}, interrupts)
             failed = [g for g in guards if not g.passed]
             if failed:
                 failure = Decision(Verdict.CRASH, "guard fails on the baseline: " + ", ".join(f"{g.name} ({g.reason})" for g in failed))
+                tail = guard_failures(failed)
         if failure is None and self.config.holdout is not None:
             holdout, problem = self._holdout_value(log_dir, interrupts, "holdout")
             if holdout is None:
@@ -441,11 +467,13 @@ class Loop:
             experiment.reason = "baseline: " + failure.reason
             ledger.update(experiment)
             self.workspace.discard()
-            tail = last.tail(600).strip() if last is not None else ""
+            self._set_aside_failed_baseline(ledger, experiment)
+            self.workspace.remove_run(info.base_commit)
             raise RunError(
                 f"the baseline measurement failed ({failure.verdict}): {failure.reason}"
                 + (f"\n{tail}" if tail and failure.verdict is not Verdict.TAMPERED else "")
-                + f"\nlogs: {log_dir}"
+                + f"\nlogs: {experiment.log_dir}"
+                + f"\nnothing was kept: branch {self.workspace.branch} and its worktree are removed; fix the cause and run again"
             )
         experiment.verdict = Verdict.BASELINE
         experiment.metric = value

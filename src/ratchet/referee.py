@@ -24,7 +24,7 @@ from rich.console import Console
 from ratchet import workspace as _ws
 from ratchet.agent_view import ExperimentRow, RunView, champion_before, history_lines, proposer_reason, rows
 from ratchet.config import CONFIG_FILE, Config
-from ratchet.experiment import Experiment, Verdict
+from ratchet.experiment import Experiment, Verdict, guard_failures
 from ratchet.loop import Loop, RunError, run_lock
 from ratchet.proposers.base import Proposal
 from ratchet.report.terminal import Display, format_change, format_metric
@@ -143,6 +143,25 @@ def working_change(root: Path, champion: str, scope: Globs, harness: Globs, exem
     return WorkingChange(patch, tuple(touched), tuple(sorted(outside)), tuple(sorted(untracked)))
 
 
+def patch_problem(root: Path, commit: str, patch: str) -> str | None:
+    """Why ``patch`` would not apply to ``commit`` (git's words), or None; checked in a private index."""
+    with tempfile.TemporaryDirectory(prefix="ratchet-try-") as folder:
+        env = {**_ws._ENV, "GIT_INDEX_FILE": str(Path(folder) / "index")}
+        try:
+            _git(root, "read-tree", commit, env=env)
+        except GitError as exc:
+            return str(exc)
+        # The flags of the loop's own `git apply` (Workspace.materialize), against the same tree.
+        proc = subprocess.run(
+            ["git", *_ws._GIT_FLAGS, "apply", "--check", "--cached", "--whitespace=nowarn", "-"],
+            cwd=root, env=env, input=patch.encode(errors="surrogateescape"), capture_output=True,
+        )  # fmt: skip
+    if proc.returncode == 0:
+        return None
+    lines = [line.removeprefix("error: ") for line in proc.stderr.decode(errors="replace").splitlines() if line.strip()]
+    return "; ".join(lines[:3]) or f"git apply exit {proc.returncode}"
+
+
 def sync_scope(root: Path, commit: str, paths: Iterable[str], scope: Globs) -> list[str]:
     """Make ``paths`` (scope paths only) of the working tree what they are at ``commit``:
     written from it, or removed when it has no such file. Returns the paths that changed."""
@@ -242,9 +261,14 @@ class TryReport(BaseModel):
     kept: bool
     exit_code: int
     metric: float | None
-    champion_before: float | None  # the champion's metric this change was judged against
-    change: str  # the metric's change against it, e.g. "-30.00%"
+    # The champion's value the verdict compared with: the median of its re-measured samples
+    # when the policy measures it again (repeat, sequential), else its recorded score.
+    champion_before: float | None
+    champion_remeasured: bool = False
+    change: str  # the candidate's change against `champion_before`, e.g. "-3.79%" (negative = went down)
+    compared: str = ""  # the same in words, e.g. "-3.79% vs champion 0.5598 re-measured (medians of 5 pairs)"
     reason: str
+    guard_output: str = ""  # the failing guards' output tails, when a guard failed
     commit: str | None  # the new champion's commit, when kept
     champion_commit: str  # the champion after this try
     working_tree: str  # what happened to the working tree's scope files
@@ -253,11 +277,12 @@ class TryReport(BaseModel):
 
     def lines(self, metric_name: str) -> list[str]:
         """The human report: verdict and delta, reason, the working tree, a short history."""
-        before = f"champion {format_metric(self.champion_before)}" if self.champion_before is not None else "no champion yet"
-        delta = f", {self.change}" if self.change else ""
-        out = [f"{self.verdict}: {metric_name} {format_metric(self.metric)} ({before}{delta}) — experiment #{self.experiment}"]
+        against = f" ({self.compared})" if self.compared else ""
+        out = [f"{self.verdict}: {metric_name} {format_metric(self.metric)}{against} — experiment #{self.experiment}"]
         if self.reason:
             out.append(f"reason: {self.reason}")
+        if self.guard_output:
+            out += self.guard_output.splitlines()
         out.append(f"working tree: {self.working_tree}")
         out += [f"note: {note}" for note in self.notes]
         if self.history:
@@ -304,6 +329,9 @@ class Referee:
             if not patch.strip():
                 raise TryRefused("the patch is empty", EXIT_INVALID)
             proposal = Proposal(hypothesis=hypothesis, patch=patch if patch.endswith("\n") else patch + "\n")
+            # A patch that is no diff, or does not apply, is refused before the ledger sees it.
+            if problem := patch_problem(self.root, champion, proposal.patch or ""):
+                raise TryRefused(f"the patch does not apply to the champion ({champion[:7]}): {problem}", EXIT_INVALID)
             follow = not change.patch and not change.outside
         elif change.outside:
             # The loop rejects these as it would any proposer's: recorded, never measured.
@@ -329,16 +357,19 @@ class Referee:
             working_tree = f"not moved to the champion ({new_champion[:7]}): {exc}"
         experiments = self.view.experiments()
         reference = champion_before(experiments, experiment.id)
-        before = reference.metric if reference else None
+        compared = experiment.comparison(reference.metric if reference else None)
         return TryReport(
             experiment=experiment.id,
             verdict=experiment.verdict.value,
             kept=experiment.verdict is Verdict.KEEP,
             exit_code=exit_code_of(experiment.verdict),
             metric=experiment.metric,
-            champion_before=before,
-            change=format_change(before, experiment.metric),
+            champion_before=compared.champion if compared else (reference.metric if reference else None),
+            champion_remeasured=compared.remeasured if compared else False,
+            change=format_change(compared.champion, compared.candidate) if compared else "",
+            compared=compared.describe() if compared else "",
             reason=proposer_reason(experiment),
+            guard_output=guard_failures(experiment.guards),
             commit=experiment.commit,
             champion_commit=new_champion,
             working_tree=working_tree,
@@ -404,6 +435,9 @@ class _TryDisplay(Display):
     def experiment_done(self, experiment: Experiment) -> None:
         self.inner.experiment_done(experiment)
 
+    def champion_is(self, baseline: float | None, champion: float | None) -> None:
+        self.inner.champion_is(baseline, champion)
+
 
 def _diff_names(root: Path, old: str, new: str) -> list[str]:
     return _nul_list(_git(root, "diff", "--name-only", "-z", "--no-renames", old, new))
@@ -424,5 +458,5 @@ def _names(paths: Iterable[str], limit: int = 5) -> str:
 
 __all__ = [
     "EXIT_DISCARDED", "EXIT_INVALID", "EXIT_KEPT", "EXIT_NOT_TRIED", "Referee", "TryRefused", "TryReport",
-    "WorkingChange", "exit_code_of", "sync_scope", "working_change",
+    "WorkingChange", "exit_code_of", "patch_problem", "sync_scope", "working_change",
 ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 import random
 import statistics
@@ -235,8 +236,19 @@ def holdout_regressed(spec: HoldoutSection, champion: float, candidate: float) -
     return None
 
 
+# How much of a failing guard's output is kept with its result (the full logs stay on disk).
+GUARD_TAIL_BYTES = 1500
+
+
 def evaluate_guard(spec: GuardSection, result: CommandResult | None, champion_value: float | None) -> GuardResult:
     """Did the candidate pass this guard? ``result`` None means it never ran (an earlier one failed)."""
+    found = _evaluate_guard(spec, result, champion_value)
+    if found.passed or result is None:
+        return found
+    return dataclasses.replace(found, output_tail=result.tail(GUARD_TAIL_BYTES))
+
+
+def _evaluate_guard(spec: GuardSection, result: CommandResult | None, champion_value: float | None) -> GuardResult:
     if result is None:
         return GuardResult(spec.name, passed=False, exit_code=None, reason="not run", skipped=True)
     if result.timed_out:

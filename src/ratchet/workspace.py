@@ -217,6 +217,16 @@ class Workspace:
         git(self.repo_root, "branch", self.branch, head)
         return head
 
+    def remove_run(self, base_commit: str) -> None:
+        """Remove the candidate worktree and the run branch of a run that never measured its
+        baseline (nothing was kept: the branch is still at ``base_commit``)."""
+        if (self.worktree / ".git").exists():
+            git(self.repo_root, "worktree", "remove", "--force", str(self.worktree), check=False)
+        git(self.repo_root, "worktree", "prune", check=False)
+        tip = git(self.repo_root, "rev-parse", "--verify", "--quiet", f"refs/heads/{self.branch}", check=False).strip()
+        if tip and tip == base_commit:
+            git(self.repo_root, "branch", "-D", self.branch)
+
     def open_worktree(self) -> None:
         """Create the candidate worktree, or repair a reused one to the champion, clean."""
         self.state_dir.mkdir(exist_ok=True)

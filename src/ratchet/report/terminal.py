@@ -68,6 +68,8 @@ class Display:
         self.console = console or Console(highlight=False)
         self.metric_name = "metric"
         self.baseline: float | None = None
+        # The champion's recorded score: what a verdict that does not re-measure compares with.
+        self.champion: float | None = None
         self.started = time.monotonic()
         self.finished_this_session = 0
 
@@ -84,25 +86,38 @@ class Display:
 
     def experiment_done(self, experiment: Experiment) -> None:
         assert experiment.verdict is not None
+        comparison = None
         if experiment.verdict is Verdict.BASELINE:
             self.baseline = experiment.metric
         else:
             self.finished_this_session += 1
+            # The comparison the verdict made (a re-measured champion), never a stale score.
+            comparison = experiment.comparison(self.champion)
+        if experiment.verdict in (Verdict.BASELINE, Verdict.KEEP) and experiment.metric is not None:
+            self.champion = experiment.metric
         style = VERDICT_STYLE.get(experiment.verdict, "")
-        change = format_change(self.baseline, experiment.metric) if experiment.verdict is not Verdict.BASELINE else ""
         line = Text.assemble(
             (f"#{experiment.id:<4}", "bold"),
             (f"{experiment.verdict.value:<9}", style),
             f" {self.metric_name}={format_metric(experiment.metric)}",
-            (f" ({change} vs baseline)" if change else "", "dim"),
+            (f" ({comparison.describe()})" if comparison is not None else "", "dim"),
             f"  {' '.join(experiment.hypothesis.split())[:90]}",
         )
         self.console.print(line)
         if experiment.verdict not in (Verdict.KEEP, Verdict.DISCARD, Verdict.BASELINE) and experiment.reason:
             self.console.print(Text(f"      {experiment.reason}", style="dim"))
+        for guard in experiment.guards:  # a failing guard's own words, not just its exit code
+            if not guard.passed and not guard.skipped:
+                self.console.print(Text("      " + guard.failure_text().replace("\n", "\n      "), style="dim"))
 
     def progress(self, progress: Progress, budget: Budget, baseline: float | None, champion: float | None) -> None:
         self.baseline = baseline
+        self.champion = champion
+
+    def champion_is(self, baseline: float | None, champion: float | None) -> None:
+        """The run's baseline and champion scores, when no progress report precedes an experiment (a try)."""
+        self.baseline = baseline
+        self.champion = champion
 
     def message(self, text: str) -> None:
         self.console.print(text)
