@@ -130,7 +130,7 @@ def test_ctrl_c_finishes_experiment_in_flight(number_repo):
     repo, proc = _run_until_measuring(number_repo, 1.5, NUMBER_CONFIG.replace("iterations = 5", "iterations = 100"))
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # interrupted: not "the budget ended"
     assert "Stopping after the experiment in flight" in out
     assert "Stopped: interrupted" in out
     entries = json.loads(run_cli(repo, "log", "--json").stdout)
@@ -143,8 +143,46 @@ def test_second_ctrl_c_abandons_experiment_in_flight(number_repo):
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err
     assert "Abandoning the experiment in flight" in out
     entries = json.loads(run_cli(repo, "log", "--json").stdout)
     assert [e["verdict"] for e in entries] == ["baseline", "abandoned"]
     assert sh(repo / ".ratchet" / "worktrees" / "t", "git", "status", "--porcelain") == ""
+
+
+def test_help_of_every_command_reads_as_written():
+    """No Rich markup eating "[run]", no flag labelled as taking a value, no "{experiment_id}"."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from ratchet.cli import app
+
+    runner = CliRunner()
+    commands = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert {"run", "show", "try", "export", "mcp"} <= set(commands)
+    for command in [None, *commands]:
+        result = runner.invoke(app, [command, "--help"] if command else ["--help"], prog_name="ratchet", env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (command, result.output)
+        assert "<bool>" not in result.output and "{" not in result.output.splitlines()[0], (command, result.output)
+        assert "{experiment_id}" not in result.output, command
+    run_help = run_cli(Path.cwd(), "run", "--help").stdout
+    assert "Run name (overrides [run] name)." in run_help
+    assert "Usage: python -m ratchet show [OPTIONS] EXPERIMENT\n" in run_cli(Path.cwd(), "show", "--help").stdout
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = run_cli(Path.cwd(), "--version")
+    assert result.returncode == 0 and result.stdout == f"ratchet {version('ratchet')}\n"
+
+
+def test_try_refuses_a_garbage_patch_without_a_ledger_row(number_repo, tmp_path: Path):
+    repo = number_repo()
+    garbage = tmp_path / "garbage.diff"
+    garbage.write_text("not a diff at all\n")
+    result = run_cli(repo, "try", "-m", "garbage", "--patch", str(garbage))
+    assert result.returncode == 2, result.stderr
+    head = sh(repo, "git", "rev-parse", "--short=7", "HEAD").strip()
+    assert result.stderr == f'ratchet: error: the patch does not apply to the champion ({head}): No valid patches in input (allow with "--allow-empty")\n'
+    assert "no run has started here yet" in run_cli(repo, "log").stderr  # not even a baseline

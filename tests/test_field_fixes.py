@@ -124,3 +124,13 @@ def test_a_failed_baseline_leaves_no_branch_and_the_next_run_starts_fresh(number
         assert ledger.get_run("t").base_commit == sh(repo, "git", "rev-parse", "HEAD").strip()  # type: ignore[union-attr]
     finally:
         ledger.close()
+
+
+def test_run_exit_codes_say_why_it_stopped(number_repo):
+    assert run_cli(number_repo(), "run", "-n", "1").returncode == 0  # the budget ended
+    # Every candidate makes the metric command crash (value.txt no longer holds a number).
+    crashing = NUMBER_CONFIG.replace('command = "true"', 'command = "echo boom > value.txt"')
+    crashing = crashing.replace("[budget]\n", "[budget]\nmax_consecutive_crashes = 2\n")
+    result = run_cli(number_repo(crashing, name="crashes"), "run")
+    assert "2 experiments in a row crashed or failed" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 4

@@ -19,6 +19,14 @@ class Progress:
     cost_spent: float = 0.0
 
 
+@dataclass(frozen=True)
+class Stop:
+    """Why a run stops: a budget spent or the target reached (fine), or failures in a row."""
+
+    reason: str
+    failed: bool
+
+
 class Budget:
     def __init__(self, section: BudgetSection, direction: str, iterations: int | None = None) -> None:
         self.section = section
@@ -28,6 +36,21 @@ class Budget:
 
     def exhausted(self, progress: Progress) -> str | None:
         """Why the loop must stop now, or None to go on."""
+        stop = self.stop(progress)
+        return stop.reason if stop else None
+
+    def stop(self, progress: Progress) -> "Stop | None":
+        """Why the loop must stop now (and whether that is a failure), or None to go on."""
+        reason = self._spent(progress)
+        if reason:
+            return Stop(reason, failed=False)
+        limit = self.section.max_consecutive_crashes
+        if limit is not None and progress.consecutive_failures >= limit:
+            reason = f"{progress.consecutive_failures} experiments in a row crashed or failed; see `ratchet show` for the last one"
+            return Stop(reason, failed=True)
+        return None
+
+    def _spent(self, progress: Progress) -> str | None:
         if self.iterations is not None and progress.measured >= self.iterations:
             return f"iteration budget spent ({progress.measured}/{self.iterations})"
         if self.section.wall is not None and progress.wall_spent >= self.section.wall:
@@ -41,9 +64,6 @@ class Budget:
             return f"token budget spent ({progress.tokens_spent} of {self.section.tokens})"
         if self.section.cost_usd is not None and progress.cost_spent >= self.section.cost_usd:
             return f"money budget spent (${progress.cost_spent:.4f} of ${self.section.cost_usd:g})"
-        limit = self.section.max_consecutive_crashes
-        if limit is not None and progress.consecutive_failures >= limit:
-            return f"{progress.consecutive_failures} experiments in a row crashed or failed; see `ratchet show` for the last one"
         return None
 
     def iterations_left(self, progress: Progress) -> int | None:

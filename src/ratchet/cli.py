@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperCommand
 
+from ratchet import __version__
 from ratchet.budget import hms
 from ratchet.config import ConfigError
 from ratchet.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
@@ -33,9 +35,41 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: Rich markup would eat "[run] name" from a help text, and Typer's Rich
+    # panels label every flag with a type ("--json <bool>") as if it took a value.
+    rich_markup_mode=None,
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        out.print(f"ratchet {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print ratchet's version and exit.")] = False,
+) -> None:
+    # No docstring: the app's help stays the one above.
+    pass
+
+
+class _Command(TyperCommand):
+    """Usage lines the way click writes them, ``show [OPTIONS] EXPERIMENT``: Typer 0.2x writes a
+    required argument as ``{experiment_id}``, which reads like a template left unfilled."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name or "").upper()
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
 
 RunOption = Annotated[Optional[str], typer.Option("--run", "-r", help="Run name (default: the config's run, else the newest).")]
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="Config file (default: ratchet.toml at the repository root).")]
@@ -88,12 +122,20 @@ def run(
     iterations: Annotated[Optional[int], typer.Option("--iterations", "-n", min=0, help="Experiments to run in this run (overrides budget.iterations).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Run name (overrides [run] name).")] = None,
 ) -> None:
-    """Run the loop: baseline first, then experiments until the budget ends or Ctrl-C. Run again to resume."""
+    """Run the loop: baseline first, then experiments until the budget ends or Ctrl-C. Run again to resume.
+
+    Exit codes: 0 a budget spent or the target reached; 1 the run could not start or go on (the
+    baseline failed, git failed); 2 the config is wrong; 4 stopped by experiments failing in a
+    row (budget.max_consecutive_crashes); 130 interrupted (Ctrl-C).
+    """
     project = _project(config)
-    _run_loop(project, iterations=iterations, name=name)
+    code = _run_loop(project, iterations=iterations, name=name)
+    if code:
+        raise typer.Exit(code)
 
 
-def _run_loop(project: Project, *, iterations: int | None, name: str | None) -> None:
+def _run_loop(project: Project, *, iterations: int | None, name: str | None) -> int:
+    """The loop, with its one-line errors; returns the exit code its stop calls for."""
     try:
         cfg = project.config()
         if name is not None:
@@ -105,7 +147,7 @@ def _run_loop(project: Project, *, iterations: int | None, name: str | None) -> 
         raise _fail(f"--name: {exc}", 2) from None
     display = make_display(out)
     try:
-        Loop(project.root, cfg, iterations=iterations, display=display).run()
+        return Loop(project.root, cfg, iterations=iterations, display=display).run().exit_code
     except (RunError, WorkspaceError, GitError) as exc:
         display.close()
         raise _fail(str(exc)) from None
@@ -126,12 +168,14 @@ def demo(
     except (DemoError, GitError, OSError) as exc:
         raise _fail(str(exc)) from None
     out.print(f"Demo repository: {target} (example {example!r}, branch main)")
-    _run_loop(Project.find(target), iterations=iterations, name=None)
+    code = _run_loop(Project.find(target), iterations=iterations, name=None)
     out.print(
         f"\nResults: the kept experiments are commits on the ratchet/* branch in {target}.\n"
         f"  cd {target}\n  ratchet log            # every experiment\n  ratchet show 1         # one experiment, with its diff\n"
         f"  ratchet export         # results.tsv\n  git log --oneline ratchet/demo"
     )
+    if code:
+        raise typer.Exit(code)
 
 
 # ---------------------------------------------------------------- reading the ledger
@@ -272,8 +316,8 @@ def log_(run: RunOption = None, as_json: JsonOption = False) -> None:
     out.print(table)
 
 
-@app.command()
-def show(experiment_id: Annotated[int, typer.Argument(help="Experiment id (0 is the baseline).")], run: RunOption = None, as_json: JsonOption = False) -> None:
+@app.command(cls=_Command)
+def show(experiment_id: Annotated[int, typer.Argument(metavar="EXPERIMENT", help="Experiment id (0 is the baseline).")], run: RunOption = None, as_json: JsonOption = False) -> None:
     """One experiment: hypothesis, verdict, metric, guards, diff, output tail."""
     project, ledger, info = _open(run)
     experiment = ledger.experiment(info.name, experiment_id)
@@ -310,6 +354,8 @@ def _print_experiment(info: RunInfo, e: Experiment, diff: str) -> None:
         mark = "pass" if guard.passed else "FAIL"
         value = f" = {guard.value:g}" if guard.value is not None else ""
         out.print(f"guard {guard.name}: {mark}{value} {guard.reason}", markup=False)
+        if not guard.passed and guard.output_tail.strip():  # why it failed, in its own words
+            out.print("\n".join("    " + line for line in guard.output_tail.rstrip().splitlines()), markup=False, highlight=False)
     if diff.strip():
         out.print("\n[bold]diff[/]")
         out.print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
@@ -367,27 +413,39 @@ def export(
 
 # ---------------------------------------------------------------- report / dashboard
 
+YScaleOption = Annotated[str, typer.Option("--y-scale", help="The plot's y axis: auto (log when the numbers span more than a decade), linear or log.")]
+
+
+def _y_scale(value: str) -> str:
+    from ratchet.report.data import Y_SCALES
+
+    if value not in Y_SCALES:
+        raise _fail(f"--y-scale: {value!r} is not one of {', '.join(Y_SCALES)}", 2)
+    return value
+
 
 @app.command()
 def report(
     run_name: Annotated[Optional[str], typer.Argument(metavar="RUN", help="Run name (default: the config's run, else the newest).", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write (default: ratchet-<run>.html, or .png with --png).")] = None,
     png: Annotated[bool, typer.Option("--png", help="Write the progress plot alone, as a PNG image (needs matplotlib).")] = False,
+    y_scale: YScaleOption = "auto",
 ) -> None:
     """Write one self-contained HTML file (works offline): progress plot, kept changes with diffs, verdicts, budget, hardware."""
     from ratchet.report import MissingDependency
     from ratchet.report.html import write_report
     from ratchet.report.png import write_png
 
+    y_scale = _y_scale(y_scale)
     project, ledger, info = _open(run_name)
     target = output or Path(f"ratchet-{info.name.replace('/', '-')}.{'png' if png else 'html'}")
     try:
         if png:
             from ratchet.report.data import run_view
 
-            write_png(run_view(project.root, ledger, info, diffs=False), target)
+            write_png(run_view(project.root, ledger, info, diffs=False, y_scale=y_scale), target)
         else:
-            write_report(project.root, ledger, info, target)
+            write_report(project.root, ledger, info, target, y_scale=y_scale)
     except MissingDependency as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
@@ -401,17 +459,19 @@ def report(
 def dashboard(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; the default serves this machine only.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8765,
+    y_scale: YScaleOption = "auto",
 ) -> None:
     """Serve a live page that follows this repository's runs: plot, experiment in flight, ledger with diffs."""
     from ratchet.report import MissingDependency
 
+    y_scale = _y_scale(y_scale)
     project = _project()
     try:
         from ratchet.report.dashboard import is_loopback, serve
 
         if not is_loopback(host):
             err.print(f"ratchet: warning: {host} is reachable from other machines; the dashboard shows diffs and output to anyone who connects", markup=False)
-        serve(project.root, host, port, ready=lambda url: out.print(f"Dashboard of {project.root} on {url} (Ctrl-C to stop)"))
+        serve(project.root, host, port, ready=lambda url: out.print(f"Dashboard of {project.root} on {url} (Ctrl-C to stop)"), y_scale=y_scale)
     except MissingDependency as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:

@@ -61,6 +61,14 @@ _FROZEN_SETTINGS = (
 )  # fmt: skip
 
 
+# How `ratchet run` exits (documented in the README): a shell or a scheduler branches on it.
+EXIT_DONE = 0  # a budget spent or the target reached
+EXIT_ERROR = 1  # the run could not start or go on (the baseline failed, git failed, ...)
+EXIT_CONFIG = 2  # the config is wrong
+EXIT_FAILURES = 4  # stopped by K experiments in a row that crashed or failed
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (or SIGTERM), as shells report SIGINT
+
+
 @dataclass
 class RunSummary:
     run: str
@@ -70,6 +78,7 @@ class RunSummary:
     champion_metric: float | None
     champion_commit: str
     counts: dict[str, int] = field(default_factory=dict)
+    exit_code: int = EXIT_DONE
 
 
 @dataclass
@@ -245,13 +254,16 @@ class Loop:
                     proposer.resume(tuple(state.history), self.run_dir / "proposer")
                 except ProposerError as exc:
                     raise RunError(f"the {proposer.kind} proposer cannot start: {exc}") from None
-                stop_reason = self._loop(ledger, session, proposer, state, interrupts)
+                stop_reason, exit_code = self._loop(ledger, session, proposer, state, interrupts)
                 if not interrupts.stop:
                     self._confirm(ledger, state, interrupts)
+                if interrupts.stop:  # a Ctrl-C during the confirmation race is an interruption too
+                    exit_code = EXIT_INTERRUPTED
         finally:
             ledger.touch_session(session)
             proposer.close()
         summary = self._summary(ledger, info, stop_reason)
+        summary.exit_code = exit_code
         self.display.finish(summary)
         return summary
 
@@ -546,7 +558,8 @@ class Loop:
 
     # ------------------------------------------------------------ the loop
 
-    def _loop(self, ledger: Ledger, session: int, proposer: Proposer, state: _State, interrupts: _Interrupts) -> str:
+    def _loop(self, ledger: Ledger, session: int, proposer: Proposer, state: _State, interrupts: _Interrupts) -> tuple[str, int]:
+        """Experiments until the budget ends: returns why it stopped and the exit code that says so."""
         while True:
             ledger.touch_session(session)
             tokens, cost = ledger.spent(self.run_name)
@@ -561,14 +574,14 @@ class Loop:
             state.progress = progress
             self.display.progress(progress, self.budget, state.baseline_metric, state.champion_metric)
             if interrupts.stop:
-                return "interrupted (Ctrl-C)"
-            reason = self.budget.exhausted(progress)
-            if reason:
-                return reason
+                return "interrupted (Ctrl-C)", EXIT_INTERRUPTED
+            stop = self.budget.stop(progress)
+            if stop:
+                return stop.reason, EXIT_FAILURES if stop.failed else EXIT_DONE
             try:
                 experiment, proposal = self._experiment(ledger, proposer, state, interrupts)
             except BudgetExhausted as exc:
-                return str(exc)
+                return str(exc), EXIT_DONE
             state.history.append(experiment)
             assert experiment.verdict is not None
             if experiment.verdict.counts_as_iteration:
@@ -1102,4 +1115,7 @@ def _gb(rss: int | None) -> float | None:
     return None if rss is None else rss / 1024**3
 
 
-__all__ = ["Loop", "RunError", "RunSummary", "run_lock", "run_lock_holder"]
+__all__ = [
+    "EXIT_CONFIG", "EXIT_DONE", "EXIT_ERROR", "EXIT_FAILURES", "EXIT_INTERRUPTED", "Loop", "RunError", "RunSummary",
+    "run_lock", "run_lock_holder",
+]  # fmt: skip
