@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ def text_of(result: Any) -> str:
 async def session(client: Client, repo: Path) -> dict[str, Any]:
     """The must-show: list tools, try a change, see it kept, see it in history."""
     tools = await client.list_tools()
-    seen: dict[str, Any] = {"tools": {tool.name for tool in tools.tools}}
+    seen: dict[str, Any] = {"tools": {tool.name for tool in tools.tools}, "server": client.server_info}
     (repo / "value.txt").write_text("7\n")
     tried = await client.call_tool("try", {"hypothesis": "seven is smaller than ten"})
     assert not tried.is_error, text_of(tried)
@@ -39,6 +40,7 @@ async def session(client: Client, repo: Path) -> dict[str, Any]:
 
 def check_session(seen: dict[str, Any], repo: Path) -> None:
     assert TOOLS <= seen["tools"]
+    assert seen["server"].name == "ratchet" and seen["server"].version == version("ratchet")
     report = seen["try"]
     assert report["verdict"] == "keep" and report["kept"] and report["exit_code"] == 0
     assert report["metric"] == 7 and report["champion_before"] == 10 and report["change"] == "-30.00%"
@@ -70,6 +72,11 @@ def test_in_process_session(number_repo):
             (repo / "value.txt").write_text("12\n")
             worse = await client.call_tool("try", {"hypothesis": "twelve"})
             seen["worse"] = worse.structured_content
+            # Patches that are no diff, or not against the champion: refused, never recorded.
+            seen["refused"] = []
+            for patch in ("this is not a diff", "--- a/value.txt\n+++ b/value.txt\n@@ -1 +1 @@\n-10\n+3\n"):
+                refused = await client.call_tool("try", {"hypothesis": "a garbage patch", "patch": patch})
+                seen["refused"].append((refused.is_error, text_of(refused)))
             context = await client.call_tool("context", {})
             seen["context"] = text_of(context)
             resources = await client.list_resources()
@@ -89,7 +96,33 @@ def test_in_process_session(number_repo):
     assert "Make the number small." in seen["context"] and "- value.txt" in seen["context"]
     assert "| 2 | discard | 12 | twelve |" in seen["context"]
     assert {"ratchet://brief", "ratchet://ledger"} <= seen["resources"]
-    assert [row["verdict"] for row in seen["ledger"]] == ["baseline", "keep", "discard"]
+    assert [row["verdict"] for row in seen["ledger"]] == ["baseline", "keep", "discard"]  # no row for the refused
+    champion = sh(repo, "git", "rev-parse", "--short=7", "ratchet/t").strip()
+    assert seen["refused"][0][0] and seen["refused"][0][1].endswith(
+        f"the patch does not apply to the champion ({champion}): No valid patches in input (allow with \"--allow-empty\")"
+    )
+    assert seen["refused"][1][0] and "value.txt: patch does not apply" in seen["refused"][1][1], seen["refused"][1]
+    assert (repo / "value.txt").read_text() == "7\n"
+
+
+def test_tools_describe_themselves(number_repo):
+    """What a client shows its user and model: descriptions of every input, hints on what each tool does."""
+    repo = number_repo()
+
+    async def main() -> list[Any]:
+        async with Client(create_server(repo)) as client:
+            return (await client.list_tools()).tools
+
+    tools = {tool.name: tool for tool in asyncio.run(main())}
+    assert set(tools) == TOOLS
+    for tool in tools.values():
+        assert tool.description and "\n " not in tool.description and "  " not in tool.description, tool.description
+        for name, schema in tool.input_schema.get("properties", {}).items():
+            assert len(schema.get("description", "")) > 20, (tool.name, name)
+        assert tool.annotations is not None and tool.annotations.open_world_hint is False
+    assert tools["try"].annotations.destructive_hint is True and tools["try"].annotations.read_only_hint is False
+    assert all(tools[name].annotations.read_only_hint is True for name in TOOLS - {"try"})
+    assert set(tools["try"].input_schema["properties"]) == {"hypothesis", "patch"}
 
 
 def test_try_refused_while_a_run_holds_the_lock(number_repo):

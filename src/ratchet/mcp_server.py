@@ -9,15 +9,17 @@ carries nothing but the protocol (the loop's messages go to stderr).
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rich.console import Console
 
+from ratchet import __version__
 from ratchet.agent_view import ExperimentDetail, ExperimentRow, RunStatus
 from ratchet.config import CONFIG_FILE, Config, ConfigError, load_config
 from ratchet.referee import Referee, TryRefused, TryReport
@@ -70,8 +72,18 @@ def create_server(root: Path, config_path: Path | None = None, *, display: Displ
     # The loop's progress (baseline, calibration) goes to stderr: stdout is the protocol's.
     shown = display or Display(Console(stderr=True, highlight=False, soft_wrap=True))
     one_try = threading.Lock()
-    server = MCPServer(name="ratchet", instructions=INSTRUCTIONS)
-    reading = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    server = MCPServer(name="ratchet", version=__version__, instructions=INSTRUCTIONS)
+    reading = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+    # `try` rewrites the working tree's scope files (to the champion, kept or not): an agent's
+    # uncommitted edits there are replaced, so a client should ask before calling it.
+    judging = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+
+    def tool(annotations: Any, name: str | None = None) -> Callable[[Any], Any]:
+        # The SDK sends a docstring as it is, indentation and line breaks included.
+        def register(fn: Any) -> Any:
+            return server.tool(name=name, description=_prose(fn.__doc__), annotations=annotations)(fn)
+
+        return register
 
     def config(error: type[Exception] = ToolError) -> Config:
         try:
@@ -82,14 +94,16 @@ def create_server(root: Path, config_path: Path | None = None, *, display: Displ
     def referee(error: type[Exception] = ToolError) -> Referee:
         return Referee(root, config(error), display=shown, config_path=config_file)
 
-    @server.tool(annotations=reading)
+    @tool(reading)
     def status() -> RunStatus:
         """Where the run stands: champion and baseline metric, verdict counts, the last experiment,
         and whether a `ratchet run` holds it right now."""
         return _reading(lambda: referee().view.status(), ToolError)
 
-    @server.tool(annotations=reading)
-    def history(last: int = 20) -> History:
+    @tool(reading)
+    def history(
+        last: Annotated[int, Field(ge=0, description="How many of the newest experiments to list; 0 lists them all.")] = 20,
+    ) -> History:
         """The run's experiments, oldest first (the last `last` ones; 0 for all): id, verdict,
         metric, change against the champion of its time, hypothesis, commit."""
         judge = referee()
@@ -100,8 +114,10 @@ def create_server(root: Path, config_path: Path | None = None, *, display: Displ
             omitted=len(rows) - len(shown_rows), experiments=shown_rows,
         )  # fmt: skip
 
-    @server.tool(annotations=reading)
-    def show(experiment: int) -> ExperimentDetail:
+    @tool(reading)
+    def show(
+        experiment: Annotated[int, Field(ge=0, description="The experiment's id, as `history` lists it (0 is the baseline).")],
+    ) -> ExperimentDetail:
         """One experiment in full: hypothesis, verdict and its reason, metric, guards, the
         measurement's statistics, its diff and the tail of the metric command's output."""
         judge = referee()
@@ -110,14 +126,22 @@ def create_server(root: Path, config_path: Path | None = None, *, display: Displ
             raise ToolError(f"run {judge.view.run!r} has no experiment {experiment} (see `history`)")
         return found
 
-    @server.tool(name="try", annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False))
-    def try_(hypothesis: str, patch: str | None = None) -> TryReport:
+    @tool(judging, name="try")
+    def try_(
+        hypothesis: Annotated[str, Field(description="One line: what the change does and why it should improve the metric; recorded in the ledger.")],
+        patch: Annotated[
+            str | None,
+            Field(description="A unified diff against the champion to judge instead of the working tree's changes (as `git diff` prints it); omit it to judge the working tree."),
+        ] = None,
+    ) -> TryReport:
         """Judge one change against the run's champion. Without `patch`: the working tree's
         changes inside the scope. With `patch`: that unified diff (against the champion).
         ratchet measures it with the run's verdict policy and keeps it (a commit on the run
         branch; exit_code 0) or discards it (1); a change to the harness or outside the scope is
-        invalid (2). Afterwards the working tree's scope files are the champion's. Takes as long
-        as the measurement (the first try measures the baseline first)."""
+        invalid (2); a patch that does not apply is refused, and nothing is recorded. Afterwards
+        the working tree's scope files are the champion's: uncommitted edits there are replaced
+        (unless a patch was given while they had changes of their own). Takes as long as the
+        measurement (the first try measures the baseline first)."""
         if not one_try.acquire(blocking=False):
             raise ToolError("another try is being measured; wait for its verdict, then try again")
         try:
@@ -127,7 +151,7 @@ def create_server(root: Path, config_path: Path | None = None, *, display: Displ
         finally:
             one_try.release()
 
-    @server.tool(annotations=reading)
+    @tool(reading)
     def context() -> str:
         """The brief as ratchet's LLM proposer sees it: program.md, the metric and the champion,
         the scope's globs and files, the history of experiments, the rules; then the scope's
@@ -146,6 +170,12 @@ def create_server(root: Path, config_path: Path | None = None, *, display: Displ
         return json.dumps([row.model_dump() for row in rows], indent=1)
 
     return server
+
+
+def _prose(doc: str | None) -> str:
+    """A docstring as paragraphs of plain text: no indentation, no hard line breaks."""
+    paragraphs = inspect.cleandoc(doc or "").split("\n\n")
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
 
 
 def _reading(read: Any, error: type[Exception]) -> Any:
