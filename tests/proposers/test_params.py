@@ -111,11 +111,42 @@ def test_toml_missing_or_unsupported_key_is_a_clear_error(tmp_path: Path) -> Non
         discover_params(tmp_path, [ParamDecl(file="cfg.toml", key="shape", range="int 1..3")], ["cfg.toml"], False)
 
 
-def test_toml_inline_table_cannot_be_rewritten(tmp_path: Path) -> None:
-    write(tmp_path, "cfg.toml", "opt = { lr = 0.1 }\n")
-    params = discover_params(tmp_path, [ParamDecl(file="cfg.toml", key="opt.lr", range="0..1")], ["cfg.toml"], False)
-    with pytest.raises(ValueError, match="cfg.toml: no `opt.lr = ...` line"):
-        render_edits(tmp_path, params, {"cfg.toml:opt.lr": 0.5})
+NESTED_TOML = """\
+# experiment config -- hand-tuned, keep these comments
+name = "baseline run"  # a quoted string with spaces
+
+[model]
+kind = 'transformer'   # a literal string
+[model.attention]      # a nested table
+heads = 8              # aligned inline comments
+dropout = 0.1          # the one this trial tunes
+
+[optim]
+opt = { name = "adamw", lr = 3.0e-4 }  # an inline table
+
+[[layers]]
+width = 64
+[[layers]]
+width = 128
+"""
+
+
+@pytest.mark.parametrize(
+    ("key", "range_", "value", "old", "new"),
+    [
+        ("model.attention.dropout", "0..0.5", 0.25, "dropout = 0.1          #", "dropout = 0.25          #"),
+        ("model.kind", "choice transformer, rnn", "rnn", "kind = 'transformer'   #", "kind = 'rnn'   #"),
+        ("name", "choice baseline run, it's wider", "it's wider", 'name = "baseline run"', 'name = "it\'s wider"'),
+        ("optim.opt.lr", "log 1e-5..1e-2", 0.001, "lr = 3.0e-4 }", "lr = 0.001 }"),
+        ("layers.1.width", "int 32..256", 96, "width = 128", "width = 96"),
+    ],
+)
+def test_a_toml_trial_changes_only_the_value(tmp_path: Path, key: str, range_: str, value: object, old: str, new: str) -> None:
+    write(tmp_path, "cfg.toml", NESTED_TOML)
+    params = discover_params(tmp_path, [ParamDecl(file="cfg.toml", key=key, range=range_)], ["cfg.toml"], False)
+    text = render_edits(tmp_path, params, {f"cfg.toml:{key}": value})["cfg.toml"]
+    assert NESTED_TOML.count(old) == 1
+    assert text == NESTED_TOML.replace(old, new)  # one line of diff, every other byte kept
 
 
 # ---------------------------------------------------------------- JSON and YAML
@@ -134,9 +165,18 @@ def test_json_round_trip_keeps_indent_and_order(tmp_path: Path) -> None:
     text = render_edits(tmp_path, params, {"cfg.json:model.depth": 5, "cfg.json:lr": 0.00314159265, "cfg.json:layers.1": 32})[
         "cfg.json"
     ]
-    assert json.loads(text) == {"model": {"depth": 5, "act": "relu"}, "lr": 0.00314159, "layers": [8, 32]}
-    assert text.startswith('{\n    "model": {\n        "depth": 5')
-    assert text.endswith("}\n")
+    # Indentation, the inline object and the key order are the file's own: only values change.
+    assert text == '{\n    "model": {"depth": 5, "act": "relu"},\n    "lr": 0.00314159,\n    "layers": [8, 32]\n}\n'
+
+
+def test_json_trial_keeps_tabs_duplicates_and_escapes(tmp_path: Path) -> None:
+    original = '{\n\t"name": "caf\\u00e9 \\"x\\"",\n\t"lr": 0.5,\n\t"opt": {"lr": 1, "lr": 0.1}\n}'
+    write(tmp_path, "cfg.json", original)
+    decls = [ParamDecl(file="cfg.json", key="opt.lr", range="0..1"), ParamDecl(file="cfg.json", key="name", range="choice a, b")]
+    params = discover_params(tmp_path, decls, ["cfg.json"], markers=False)
+    assert current_values(params) == {"cfg.json:opt.lr": 0.1, "cfg.json:name": 'café "x"'}  # the last duplicate wins
+    text = render_edits(tmp_path, params, {"cfg.json:opt.lr": 0.75, "cfg.json:name": "b"})["cfg.json"]
+    assert text == '{\n\t"name": "b",\n\t"lr": 0.5,\n\t"opt": {"lr": 1, "lr": 0.75}\n}'
 
 
 def test_json_compact_stays_compact(tmp_path: Path) -> None:
@@ -171,11 +211,85 @@ def test_declared_file_must_be_toml_json_or_yaml(tmp_path: Path) -> None:
         discover_params(tmp_path, [ParamDecl(file="cfg.ini", key="lr", range="0..1")], ["cfg.ini"], False)
 
 
-def test_yaml_file_with_both_marker_and_declared_param_is_refused(tmp_path: Path) -> None:
-    # Re-dumping YAML drops comments, so the marker would silently vanish after one edit.
+NESTED_YAML = """\
+# training config (hand-tuned; keep these comments)
+model:
+    name: "gpt-small"      # double-quoted on purpose
+    act: 'gelu'
+    depth: 3
+train:
+  lr: 0.01   # the one this trial tunes
+  schedule: {warmup: 100, kind: cosine}
+  layers:
+  - 8
+  - 16
+  note: this plain scalar runs well past eighty characters, which a YAML dumper would wrap
+  mode: fast
+zeta: last
+alpha: &shared 0.5
+beta: *shared
+"""
+
+
+@pytest.mark.parametrize(
+    ("key", "range_", "value", "old", "new"),
+    [
+        ("train.lr", "log 1e-5..1e-1", 0.002, "lr: 0.01   #", "lr: 0.002   #"),
+        ("model.name", "choice gpt-small, gpt-tiny", "gpt-tiny", 'name: "gpt-small"', 'name: "gpt-tiny"'),
+        ("model.act", "choice gelu, it's relu", "it's relu", "act: 'gelu'", 'act: "it\'s relu"'),
+        ("model.depth", "int 1..8", 6, "depth: 3", "depth: 6"),
+        ("train.schedule.warmup", "int 0..1000", 250, "{warmup: 100,", "{warmup: 250,"),
+        ("train.layers.1", "choice 16, 32", 32, "- 16", "- 32"),
+        ("train.mode", "choice fast, on", "on", "mode: fast", 'mode: "on"'),  # plain `on` would read as true
+        ("alpha", "0..1", 0.75, "&shared 0.5", "&shared 0.75"),  # the anchor stays; beta follows it
+    ],
+)
+def test_a_yaml_trial_changes_only_the_value(tmp_path: Path, key: str, range_: str, value: object, old: str, new: str) -> None:
+    write(tmp_path, "cfg.yaml", NESTED_YAML)
+    params = discover_params(tmp_path, [ParamDecl(file="cfg.yaml", key=key, range=range_)], ["cfg.yaml"], False)
+    text = render_edits(tmp_path, params, {f"cfg.yaml:{key}": value})["cfg.yaml"]
+    assert NESTED_YAML.count(old) == 1
+    assert text == NESTED_YAML.replace(old, new)  # one line of diff: comments, quotes, order, wrapping kept
+    parts = key.split(".")
+    data = yaml.safe_load(text)
+    for part in parts:
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    assert data == value
+
+
+def test_yaml_values_that_cannot_be_rewritten_in_place_are_refused_up_front(tmp_path: Path) -> None:
+    write(tmp_path, "cfg.yaml", "base: &b\n  lr: 0.1\nrun:\n  <<: *b\nnote: |\n  fast\n")
+    with pytest.raises(ValueError, match=r"cfg\.yaml \(key 'run.lr' .*comes from a merge"):
+        discover_params(tmp_path, [ParamDecl(file="cfg.yaml", key="run.lr", range="0..1")], ["cfg.yaml"], False)
+    with pytest.raises(ValueError, match=r"cfg\.yaml \(key 'note' .*block scalars"):
+        discover_params(tmp_path, [ParamDecl(file="cfg.yaml", key="note", range="choice fast, slow")], ["cfg.yaml"], False)
+
+
+def test_crlf_files_keep_their_line_ends(tmp_path: Path) -> None:
+    files = {"a.yaml": "# c\r\nx: 1  # n\r\ny: 2\r\n", "b.toml": "# c\r\nx = 1  # n\r\ny = 2\r\n", "c.json": '{\r\n  "x": 1,\r\n  "y": 2\r\n}\r\n'}
+    for name, text in files.items():
+        (tmp_path / name).write_bytes(text.encode())
+    decls = [ParamDecl(file=name, key="x", range="int 1..9") for name in files]
+    params = discover_params(tmp_path, decls, list(files), markers=False)
+    edits = render_edits(tmp_path, params, {f"{name}:x": 7 for name in files})
+    assert edits == {
+        "a.yaml": "# c\r\nx: 7  # n\r\ny: 2\r\n",
+        "b.toml": "# c\r\nx = 7  # n\r\ny = 2\r\n",
+        "c.json": '{\r\n  "x": 7,\r\n  "y": 2\r\n}\r\n',
+    }
+
+
+def test_yaml_file_with_both_marker_and_declared_param(tmp_path: Path) -> None:
+    # Edits are in place, so a marker in a declared file survives every trial.
     write(tmp_path, "cfg.yaml", "lr: 0.1\ndepth: 3  # ratchet: int 1..8\n")
-    with pytest.raises(ValueError, match="cfg.yaml:2: .*both"):
-        discover_params(tmp_path, [ParamDecl(file="cfg.yaml", key="lr", range="0..1")], ["cfg.yaml"], True)
+    params = discover_params(tmp_path, [ParamDecl(file="cfg.yaml", key="lr", range="0..1")], ["cfg.yaml"], True)
+    assert [p.name for p in params] == ["cfg.yaml:lr", "cfg.yaml:depth"]
+    text = render_edits(tmp_path, params, {"cfg.yaml:lr": 0.5, "cfg.yaml:depth": 4})["cfg.yaml"]
+    assert text == "lr: 0.5\ndepth: 4  # ratchet: int 1..8\n"
+    # One literal both marked and declared would have two params, each overwriting the other.
+    write(tmp_path, "cfg.yaml", "train:\n  lr: 0.1  # ratchet: 0..1\n")
+    with pytest.raises(ValueError, match=r"cfg\.yaml:2: 'train.lr' is both marked and declared"):
+        discover_params(tmp_path, [ParamDecl(file="cfg.yaml", key="train.lr", range="0..1")], ["cfg.yaml"], True)
 
 
 # ---------------------------------------------------------------- markers

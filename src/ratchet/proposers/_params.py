@@ -11,10 +11,11 @@ Two sources, one shape (:class:`Param`):
       act = "relu"  # ratchet: choice relu, gelu
       const int tile = 64; // ratchet: choice 32, 64, 128
 
-Edits are textual wherever possible (markers, TOML) so that a candidate's diff is one changed
-literal and the user's comments and layout survive; JSON and YAML are re-dumped (they have no
-comment-preserving writer in the standard toolbox). Every structured file is re-parsed after an
-edit, so a proposal never carries a file that no longer parses.
+Every edit replaces one literal's text and nothing else, so a candidate's diff is one changed
+value and the user's comments, quotes, key order and layout survive: markers by their line,
+TOML through tomlkit's round-trip document, YAML and JSON at the span their parser reports
+(re-dumping would re-indent, re-wrap and drop comments). Every structured file is re-parsed after
+an edit, so a proposal never carries a file that no longer parses.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import tomlkit
 import yaml
+from tomlkit.exceptions import TOMLKitError
 
 from ratchet.config import ParamDecl, ParamSpec
 
@@ -84,8 +87,11 @@ def normalize(value: Any, spec: ParamSpec) -> Any:
     return value
 
 
-def _render_literal(value: Any, original: str, kind: str) -> str:
-    """Render ``value`` in the style of the ``original`` literal (quotes, C suffix, bool case)."""
+def _render_literal(value: Any, original: str, kind: str, suffixes: bool = True) -> str:
+    """Render ``value`` in the style of the ``original`` literal (quotes, C suffix, bool case).
+
+    ``suffixes=False`` for TOML, YAML and JSON, where a trailing letter is a digit (``0x1F``).
+    """
     if original[:1] in ("'", '"'):
         quote = original[0]
         text = str(value)
@@ -96,7 +102,7 @@ def _render_literal(value: Any, original: str, kind: str) -> str:
         return str(value) if original[:1] in ("T", "F") else str(value).lower()
     if isinstance(value, (int, float)):
         numeric = original[:1].isdigit() or original[:1] in ("+", "-", ".")
-        suffix = original[len(original.rstrip("fFlLuU")) :] if numeric else ""  # C: 0.5f, 10u
+        suffix = original[len(original.rstrip("fFlLuU")) :] if numeric and suffixes else ""  # C: 0.5f, 10u
         return format_number(value, kind) + suffix
     return str(value)
 
@@ -226,15 +232,6 @@ def _get(data: Any, key: str) -> Any:
     return node
 
 
-def _set(data: Any, key: str, value: Any) -> None:
-    *path, last = _parts(key)
-    node = _get(data, ".".join(path)) if path else data
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
-
-
 def _declared(worktree: Path, decl: ParamDecl, scope_files: set[str]) -> Param:
     where = f"{decl.file} (key {decl.key!r} in [proposer].params)"
     fmt = _format_of(decl.file)
@@ -259,40 +256,125 @@ def _declared(worktree: Path, decl: ParamDecl, scope_files: set[str]) -> Param:
     )
 
 
-_TOML_HEADER = re.compile(r"^\s*\[(?P<array>\[)?\s*(?P<name>[^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_TOML_KEY = re.compile(r"^(?P<head>\s*(?P<key>[A-Za-z0-9_\-.\"' ]+?)\s*=\s*)(?P<rest>.*)$")
-_TOML_VALUE = re.compile(
-    r"""^(?P<lit>"(?:[^"\\]|\\.)*"|'[^']*'|true|false|[-+]?(?:inf|nan)|[-+]?[0-9][0-9_.eE+\-]*)(?P<tail>\s*(?:#.*)?)$"""
-)
+def _set_value(fmt: str, text: str, key: str, value: Any, kind: str) -> str:
+    """``text`` with the value at dotted ``key`` replaced by ``value``: only that literal's text changes."""
+    if fmt == "toml":
+        return _toml_set(text, key, value, kind)
+    start, end = _yaml_span(text, key) if fmt == "yaml" else _json_span(text, key)
+    original = text[start:end]
+    if fmt == "json":
+        new = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else _render_literal(value, original, kind, False)
+    else:
+        new = _yaml_literal(value, original, kind)
+    return text[:start] + new + text[end:]
 
 
-def _toml_replace(text: str, key: str, value: Any, kind: str) -> str:
-    """Rewrite one ``key = value`` line of a TOML text in place, keeping comments and layout."""
-    target = _parts(key)
-    table: list[str] | None = []
-    lines = text.split("\n")
-    for index, line in enumerate(lines):
-        header = _TOML_HEADER.match(line)
-        if header:
-            # Keys inside [[array tables]] cannot be addressed by a dotted key: never match them.
-            table = None if header.group("array") else _parts(header.group("name"))
-            continue
-        match = _TOML_KEY.match(line)
-        if table is None or not match or table + _parts(match.group("key")) != target:
-            continue
-        value_match = _TOML_VALUE.match(match.group("rest"))
-        if not value_match:
-            raise ValueError(f"line {index + 1}: only single-line strings, numbers and booleans can be rewritten")
-        lines[index] = match.group("head") + _render_literal(value, value_match.group("lit"), kind) + value_match.group("tail")
-        return "\n".join(lines)
-    raise ValueError(f"no `{key} = ...` line found (inline tables and multi-line values are not supported)")
+def _toml_set(text: str, key: str, value: Any, kind: str) -> str:
+    # tomlkit keeps every byte it does not own: comments, whitespace, quotes, table order.
+    try:
+        document = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ValueError(str(exc)) from None
+    *path, last = _parts(key)
+    node: Any = document
+    try:
+        for part in path:
+            node = node[int(part)] if isinstance(node, list) and part.lstrip("-").isdigit() else node[part]
+        index: int | str = int(last) if isinstance(node, list) else last
+        old = node[index]
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise ValueError(f"no value at key {key!r}") from None
+    # tomlkit hands booleans back as plain bools: their TOML text is `true`/`false` either way.
+    original = old.as_string() if isinstance(old, tomlkit.items.Item) else tomlkit.item(old).as_string()
+    literal = _render_literal(value, original, kind, suffixes=False)
+    try:
+        node[index] = tomlkit.value(literal)
+    except TOMLKitError as exc:
+        raise ValueError(f"cannot write {literal} at key {key!r}: {exc}") from None
+    return tomlkit.dumps(document)
 
 
-def _json_dump(data: Any, original: str) -> str:
-    indent_match = re.match(r"\s*[\[{]\s*?\n([ \t]+)\S", original)
-    indent = len(indent_match.group(1).expandtabs(4)) if indent_match else (2 if "\n" in original.strip() else None)
-    text = json.dumps(data, indent=indent, ensure_ascii=False)
-    return text + "\n" if original.endswith("\n") else text
+_YAML_PREFIX = re.compile(r"(?:[&!]\S*\s+)*")  # an anchor (&lr) or a tag (!!float) before the scalar
+
+
+def _yaml_span(text: str, key: str) -> tuple[int, int]:
+    """Start and end of the scalar at dotted ``key``, as PyYAML's composer marks it."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    for part in _parts(key):
+        if isinstance(node, yaml.MappingNode):
+            # The last of duplicate keys, as safe_load keeps it.
+            found = [v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part]
+            if not found:
+                merged = any(k.tag == "tag:yaml.org,2002:merge" for k, _ in node.value)
+                raise ValueError(f"{key!r} comes from a merge (<<): declare the key where it is written" if merged else f"no value at key {key!r}")
+            node = found[-1]
+        elif isinstance(node, yaml.SequenceNode) and part.lstrip("-").isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+        else:
+            raise ValueError(f"no value at key {key!r}")
+    if not isinstance(node, yaml.ScalarNode) or node.style not in (None, "'", '"'):
+        raise ValueError(f"{key!r} is not a one-line scalar (block scalars cannot be rewritten)")
+    start, end = node.start_mark.index, node.end_mark.index
+    start += _YAML_PREFIX.match(text, start, end).end() - start  # type: ignore[union-attr]
+    if "\n" in text[start:end]:
+        raise ValueError(f"{key!r} spans lines: only one-line values can be rewritten")
+    return start, end
+
+
+def _yaml_literal(value: Any, original: str, kind: str) -> str:
+    new = _render_literal(value, original, kind, suffixes=False)
+    if isinstance(value, str) and original[:1] not in ("'", '"'):
+        # A plain scalar that would read back as something else (yes, 1.0, a: b) gets quotes.
+        try:
+            same = yaml.safe_load(f"x: {new}") == {"x": value}
+        except yaml.YAMLError:
+            same = False
+        return new if same else json.dumps(value, ensure_ascii=False)
+    return new
+
+
+_JSON_DECODER = json.JSONDecoder()
+
+
+def _json_span(text: str, key: str) -> tuple[int, int]:
+    """Start and end of the value at dotted ``key`` in a JSON text (the last of duplicate keys)."""
+    pos = _skip_space(text, 0)
+    for part in _parts(key):
+        found: int | None = None
+        if text.startswith("{", pos):
+            pos = _skip_space(text, pos + 1)
+            while not text.startswith("}", pos):
+                name, pos = json.decoder.scanstring(text, pos + 1)  # type: ignore[attr-defined]  # past the closing quote
+                pos = _skip_space(text, _skip_space(text, pos) + 1)  # past the colon
+                if name == part:
+                    found = pos
+                pos = _skip_value(text, pos)
+        elif text.startswith("[", pos) and part.isdigit():
+            pos = _skip_space(text, pos + 1)
+            index = 0
+            while not text.startswith("]", pos):
+                if index == int(part):
+                    found = pos
+                pos = _skip_value(text, pos)
+                index += 1
+        if found is None:
+            raise ValueError(f"no value at key {key!r}")
+        pos = found
+    _, end = _JSON_DECODER.raw_decode(text, pos)
+    return pos, end
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\n\r":
+        pos += 1
+    return pos
+
+
+def _skip_value(text: str, pos: int) -> int:
+    """Past the value at ``pos``, the space after it and a comma."""
+    _, pos = _JSON_DECODER.raw_decode(text, pos)
+    pos = _skip_space(text, pos)
+    return _skip_space(text, pos + 1) if text.startswith(",", pos) else pos
 
 
 # ---------------------------------------------------------------- public API
@@ -321,14 +403,30 @@ def discover_params(
             before = f"line {first.line}" if first.line else "[proposer].params"
             raise ValueError(f"{where}: parameter {param.name!r} is defined twice (also at {before})")
         seen[param.name] = param
-    declared_files = {p.file for p in params if p.source == "declared" and _format_of(p.file) != "toml"}
+    marked = {(p.file, p.line) for p in params if p.source == "marker"}
     for param in params:
-        if param.source == "marker" and param.file in declared_files:
-            # Re-dumping JSON/YAML drops comments, so the marker would vanish after the first edit.
-            raise ValueError(
-                f"{param.file}:{param.line}: this file has both a ratchet marker and a declared param; use one of the two"
-            )
+        if param.source == "declared":
+            line = _declared_line(worktree, param)
+            if (param.file, line) in marked:
+                # Two params on one literal: each trial would write one and silently lose the other.
+                raise ValueError(f"{param.file}:{line}: {param.key!r} is both marked and declared in [proposer].params; use one of the two")
     return params
+
+
+def _declared_line(worktree: Path, param: Param) -> int:
+    """The line a declared value is written on: the one line a probe edit changes.
+
+    The probe also proves, before the first trial, that the value can be rewritten in place.
+    """
+    text = (worktree / param.file).read_bytes().decode("utf-8")
+    value = param.value
+    probe = (not value) if isinstance(value, bool) else value + 1 if isinstance(value, (int, float)) else f"{value}x"
+    try:
+        edited = _set_value(_format_of(param.file), text, param.key, probe, param.spec.kind)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(f"{param.file} (key {param.key!r} in [proposer].params): cannot rewrite it: {exc}") from None
+    before, after = text.split("\n"), edited.split("\n")
+    return next((number for number, (a, b) in enumerate(zip(before, after), start=1) if a != b), 0)
 
 
 def current_values(params: Sequence[Param]) -> dict[str, Any]:
@@ -366,17 +464,9 @@ def render_edits(worktree: Path, params: Sequence[Param], values: dict[str, Any]
         if declared:
             fmt = _format_of(file)
             try:
-                if fmt == "toml":
-                    for param in declared:
-                        text = _toml_replace(text, param.key, normalize(values[param.name], param.spec), param.spec.kind)
-                else:
-                    data = _load(fmt, text)
-                    for param in declared:
-                        _set(data, param.key, normalize(values[param.name], param.spec))
-                    text = _json_dump(data, original) if fmt == "json" else yaml.safe_dump(
-                        data, sort_keys=False, allow_unicode=True
-                    )
-            except ValueError as exc:
+                for param in declared:
+                    text = _set_value(fmt, text, param.key, normalize(values[param.name], param.spec), param.spec.kind)
+            except (ValueError, yaml.YAMLError) as exc:
                 raise ValueError(f"{file}: {exc}") from None
         if text != original:
             _check_parses(file, text, {p.key: normalize(values[p.name], p.spec) for p in declared})
