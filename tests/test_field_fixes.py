@@ -134,3 +134,32 @@ def test_run_exit_codes_say_why_it_stopped(number_repo):
     result = run_cli(number_repo(crashing, name="crashes"), "run")
     assert "2 experiments in a row crashed or failed" in result.stdout, result.stdout + result.stderr
     assert result.returncode == 4
+
+
+def test_the_same_change_is_not_measured_twice_on_one_champion(number_repo):
+    repo = number_repo()
+    (repo / "value.txt").write_text("12\n")
+    first = json.loads(run_cli(repo, "try", "-m", "bigger", "--json").stdout)
+    assert first["verdict"] == "discard"
+    (repo / "value.txt").write_text("12\n")  # the very same change again: a re-roll of the draw
+    second = run_cli(repo, "try", "-m", "bigger, once more", "--json")
+    report = json.loads(second.stdout)
+    assert second.returncode == 2 and report["verdict"] == "invalid"
+    assert f"#{first['experiment']}" in report["reason"] and "--again" in report["reason"]
+    assert report["metric"] is None  # nothing was measured
+    (repo / "value.txt").write_text("12\n")
+    third = json.loads(run_cli(repo, "try", "-m", "on purpose", "--again", "--json").stdout)
+    assert third["verdict"] == "discard"
+
+
+def test_a_command_proposer_repeating_itself_is_refused(number_repo):
+    # The script proposes 12 every time: measured once, then refused on the same champion.
+    repo = number_repo(NUMBER_CONFIG.replace('command = "true"', 'command = "echo 12 > value.txt"').replace("iterations = 5", "iterations = 3"))
+    run_cli(repo, "run")
+    ledger = Ledger(repo / ".ratchet" / "ledger.sqlite")
+    try:
+        rows = ledger.experiments("t")
+    finally:
+        ledger.close()
+    assert [e.verdict for e in rows] == [Verdict.BASELINE, Verdict.DISCARD, Verdict.INVALID, Verdict.INVALID]
+    assert "the same change as experiment #1" in rows[2].reason

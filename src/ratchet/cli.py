@@ -594,6 +594,7 @@ def doctor(config: ConfigOption = None) -> None:
 def try_(
     message: Annotated[str, typer.Option("--message", "-m", help="The hypothesis: what you changed and why it should help.")],
     patch: Annotated[Optional[Path], typer.Option("--patch", help="Try this unified diff (against the champion; '-' reads stdin) instead of the working tree's changes.")] = None,
+    again: Annotated[bool, typer.Option("--again", help="Measure the change even if the ledger already measured the same change on this champion (refused as invalid otherwise).")] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -613,7 +614,7 @@ def try_(
     try:
         project = Project.find(Path.cwd(), config)
         cfg = project.config()
-        report = Referee(project.root, cfg, display=Display(err), config_path=project.config_path).try_change(message, text)
+        report = Referee(project.root, cfg, display=Display(err), config_path=project.config_path).try_change(message, text, again=again)
     except (WorkspaceError, ConfigError) as exc:
         raise _fail(str(exc), EXIT_NOT_TRIED) from None
     except TryRefused as exc:

@@ -648,6 +648,13 @@ class Loop:
                 return self._finish(ledger, experiment, Decision(verdict, f"rejected before measuring: {exc}")), proposal
             if candidate.diff is not None:
                 (log_dir / "proposal.diff").write_text(candidate.diff, errors="surrogateescape")
+            experiment.extra["change_id"] = change_id = self.workspace.change_id(candidate)
+            if proposer.refuses_repeats and not proposal.again and (earlier := _measured_before(state, change_id)):
+                reason = (
+                    f"the same change as experiment #{earlier.id} on this champion ({earlier.verdict}); "
+                    "not measured again (`ratchet try --again` re-measures a change on purpose)"
+                )
+                return self._finish(ledger, experiment, Decision(Verdict.INVALID, reason), None, candidate), proposal
             decision, leftovers = self._measure_and_decide(experiment, state, log_dir, interrupts)
             if self.config.verdict.rework and self._guard_failed(experiment, decision):
                 decision, leftovers, candidate = self._rework(
@@ -703,6 +710,7 @@ class Loop:
                 return Decision(verdict, f"rework {attempt} rejected: {exc}"), self.workspace.leftovers(), candidate
             if candidate.diff is not None:
                 (log_dir / "proposal.diff").write_text(candidate.diff, errors="surrogateescape")
+            experiment.extra["change_id"] = self.workspace.change_id(candidate)
             experiment.hypothesis = f"{experiment.hypothesis} (mended: {mended.hypothesis})"
             experiment.guards = []
             ledger.update(experiment)
@@ -1050,10 +1058,21 @@ class Loop:
         )
 
 
+def _measured_before(state: _State, change_id: str) -> Experiment | None:
+    """The last experiment that measured this very change on the current champion, if any."""
+    for earlier in reversed(state.history):
+        if earlier.parent_commit != state.champion:
+            continue
+        if earlier.extra.get("change_id") == change_id and earlier.verdict not in (None, Verdict.INVALID, Verdict.ABANDONED):
+            return earlier
+    return None
+
+
 class _Given(Proposer):
     """The proposer of ``ratchet try``: the proposal was made before the experiment started."""
 
     kind = "try"
+    refuses_repeats = True
 
     def __init__(self, proposal: Proposal) -> None:
         self.proposal = proposal

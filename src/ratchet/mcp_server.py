@@ -133,6 +133,10 @@ def create_server(root: Path, config_path: Path | None = None, *, display: Displ
             str | None,
             Field(description="A unified diff against the champion to judge instead of the working tree's changes (as `git diff` prints it); omit it to judge the working tree."),
         ] = None,
+        again: Annotated[
+            bool,
+            Field(description="Measure the change even if the ledger already measured the same change on this champion (refused as invalid otherwise, so a lucky draw cannot be re-rolled)."),
+        ] = False,
     ) -> TryReport:
         """Judge one change against the run's champion. Without `patch`: the working tree's
         changes inside the scope. With `patch`: that unified diff (against the champion).
@@ -145,7 +149,7 @@ def create_server(root: Path, config_path: Path | None = None, *, display: Displ
         if not one_try.acquire(blocking=False):
             raise ToolError("another try is being measured; wait for its verdict, then try again")
         try:
-            return referee().try_change(hypothesis, patch)
+            return referee().try_change(hypothesis, patch, again=again)
         except TryRefused as exc:
             raise ToolError(str(exc)) from None
         finally:

@@ -303,9 +303,11 @@ class Referee:
         self.scope = Globs(config.scope.mutable)
         self.harness = Globs(config.scope.harness)
 
-    def try_change(self, hypothesis: str, patch: str | None = None) -> TryReport:
+    def try_change(self, hypothesis: str, patch: str | None = None, *, again: bool = False) -> TryReport:
         """Measure the working tree's scope changes (or ``patch``) against the champion; keep or discard.
 
+        A change the ledger already measured on this champion is refused (invalid, naming the
+        earlier experiment) unless ``again``: re-measuring until a lucky draw wins is no test.
         Raises :class:`TryRefused` when nothing could be tried.
         """
         hypothesis = " ".join(hypothesis.split())
@@ -328,7 +330,7 @@ class Referee:
         if patch is not None:
             if not patch.strip():
                 raise TryRefused("the patch is empty", EXIT_INVALID)
-            proposal = Proposal(hypothesis=hypothesis, patch=patch if patch.endswith("\n") else patch + "\n")
+            proposal = Proposal(hypothesis=hypothesis, patch=patch if patch.endswith("\n") else patch + "\n", again=again)
             # A patch that is no diff, or does not apply, is refused before the ledger sees it.
             if problem := patch_problem(self.root, champion, proposal.patch or ""):
                 raise TryRefused(f"the patch does not apply to the champion ({champion[:7]}): {problem}", EXIT_INVALID)
@@ -343,7 +345,7 @@ class Referee:
                 EXIT_INVALID,
             )
         else:
-            proposal = Proposal(hypothesis=hypothesis, patch=change.patch)
+            proposal = Proposal(hypothesis=hypothesis, patch=change.patch, again=again)
             follow = True
         try:
             experiment = Loop(self.root, self.config, display=_TryDisplay(self.display)).try_proposal(proposal)

@@ -7,6 +7,7 @@ worktree under ``.ratchet/`` whose HEAD is the run branch ``ratchet/<run>``.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -408,6 +409,23 @@ class Workspace:
             git(self.worktree, "add", "-A", "--", *changed)
             diff = git(self.worktree, "diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", "--", *changed)
         return Candidate(paths=tuple(changed), new_paths=frozenset(new), diff=diff)
+
+    def change_id(self, candidate: Candidate) -> str:
+        """What the candidate makes of its paths, as one hash: the same for the same change
+        on the same champion however it was proposed (a patch, edits, an agent's in-place
+        work), whatever the diff's context lines or index headers say."""
+        digest = hashlib.sha256()
+        for path in sorted(candidate.paths):
+            full = self.worktree / path
+            if full.is_symlink():
+                state = b"link:" + os.fsencode(os.readlink(full))
+            elif full.is_file():
+                executable = b"x" if os.access(full, os.X_OK) else b"-"
+                state = b"file" + executable + b":" + hashlib.sha256(full.read_bytes()).digest()
+            else:
+                state = b"gone"
+            digest.update(path.encode(errors="surrogateescape") + b"\0" + state + b"\0")
+        return digest.hexdigest()[:32]
 
     def leftovers(self) -> Leftovers:
         """One look at the worktree after a measurement: harness edits, and what to clean up."""

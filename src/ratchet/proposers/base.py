@@ -67,6 +67,9 @@ class Proposal:
     meta: Mapping[str, Any] = field(default_factory=dict)
     # What making it cost; recorded in the ledger and counted against the budget.
     usage: Usage | None = None
+    # Measure it even when the ledger already holds the same change for this champion
+    # (`ratchet try --again`): otherwise a repeat is refused, so no lucky draw can be re-rolled.
+    again: bool = False
 
     def __post_init__(self) -> None:
         forms = sum([bool(self.edits), self.patch is not None, self.in_place])
@@ -117,6 +120,10 @@ class Proposer(abc.ABC):
 
     #: the ``[proposer] kind`` this class implements
     kind: str = ""
+    #: whether a change the ledger already measured on the same champion is refused (invalid)
+    #: instead of measured again: for proposers whose changes come from outside ratchet's
+    #: control (a person, an agent, a script), where a repeat is a re-roll of a lucky draw
+    refuses_repeats: bool = False
 
     @abc.abstractmethod
     def propose(self, context: ProposalContext) -> Proposal:

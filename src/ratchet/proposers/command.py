@@ -21,6 +21,7 @@ from ratchet.proposers.brief import render_brief
 
 class CommandProposer(Proposer):
     kind = "command"
+    refuses_repeats = True
     # How the program runs: sandboxed, with the environment allowlist (None: as ratchet runs).
     containment: Containment | None = None
 
@@ -107,8 +108,10 @@ class CommandProposer(Proposer):
         if result.survivors:
             raise ProposerError(f"the proposer command {result.problem}", usage=usage)
         if not result.ok:
+            # The hint (a dropped variable, a path the sandbox hides) says what its traceback cannot.
+            hint = f"; {result.hint}" if result.hint else ""
             raise ProposerError(
-                f"the proposer command failed (exit {result.exit_code}): {_last_line(result.tail(400))}", usage=usage
+                f"the proposer command failed (exit {result.exit_code}): {_last_line(result.tail(400))}{hint}", usage=usage
             )
         hypothesis = ""
         if hypothesis_file.exists():
