@@ -58,7 +58,9 @@ def create_proposer(config: Config, root: Path | None = None) -> Proposer:
     if isinstance(section, AgentProposerSection):
         from ratchet.proposers.agent import AgentProposer
 
-        return AgentProposer(section, root=root, sandbox=config.sandbox, context_containment=context)
+        return AgentProposer(
+            section, root=root, sandbox=config.sandbox, context_containment=context, money_budget=money_budget
+        )
     raise ValueError(f"unknown proposer kind {section.kind!r}")  # pragma: no cover - config validates
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ratchet.config import LLMProposerSection, Price
+from ratchet.config import LLMProposerSection
 from ratchet.experiment import Experiment
 from ratchet.proposers._context import (
     ContextRunner,
@@ -43,7 +43,7 @@ from ratchet.proposers._llm_clients import (
     key_env_name,
     open_client,
 )
-from ratchet.proposers._prices import cost, price_for
+from ratchet.proposers._prices import ModelPrice, cost, price_for, require_price
 from ratchet.proposers._templates import Templates
 from ratchet.proposers.base import (
     BudgetExhausted,
@@ -74,7 +74,7 @@ class _Conversation:
     """The calls of one proposal: messages so far, what they cost, and the budget check before each."""
 
     def __init__(
-        self, client: ChatClient, section: LLMProposerSection, price: Price | None, context: ProposalContext, system: str
+        self, client: ChatClient, section: LLMProposerSection, price: ModelPrice | None, context: ProposalContext, system: str
     ) -> None:
         self.client = client
         self.section = section
@@ -153,12 +153,8 @@ class LLMProposer(Proposer):
     def resume(self, history: tuple[Experiment, ...], state_dir: Path) -> None:
         """Check what can be checked before the first call: templates, price, SDK, key."""
         self.templates = Templates(self.section.templates, self.root)
-        if self.money_budget and self.price is None:
-            model = self.section.model
-            raise ProposerError(
-                f"[budget] cost_usd needs the price of model {model!r}, which ratchet does not know: add "
-                f'[proposer.prices."{model}"] with input = ... and output = ... (dollars per million tokens)'
-            )
+        if self.money_budget:
+            require_price(self.section.model, self.section.prices)
         try:
             self.client = open_client(self.section)
         except ChatError as exc:
