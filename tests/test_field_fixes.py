@@ -163,3 +163,21 @@ def test_a_command_proposer_repeating_itself_is_refused(number_repo):
         ledger.close()
     assert [e.verdict for e in rows] == [Verdict.BASELINE, Verdict.DISCARD, Verdict.INVALID, Verdict.INVALID]
     assert "the same change as experiment #1" in rows[2].reason
+
+
+NOISY_BENCH = """\
+import pathlib, random
+print("metric:", float(pathlib.Path("value.txt").read_text()) * random.lognormvariate(0, 0.1))
+"""
+
+
+def test_calibrate_recommends_min_effect_as_the_config_reads_it(number_repo):
+    config = NUMBER_CONFIG + '[verdict]\nmode = "sequential"\nmin_effect = "1%"\nmax_pairs = 6\n'
+    repo = number_repo(config, files={"bench.py": NOISY_BENCH})
+    result = run_cli(repo, "calibrate", "--pairs", "6", "--effect", "12%", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "log-ratio" not in result.stdout
+    line = next(line for line in result.stdout.splitlines() if line.startswith("recommended:"))
+    percent = float(line.split('min_effect = "')[1].split('%"')[0])
+    assert 3 < percent < 80, line  # 10% noise per measurement: a few to tens of percent, as a percentage
+    assert "pairs" in result.stdout.split("to detect 12%")[1]

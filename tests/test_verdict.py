@@ -237,7 +237,7 @@ def test_confirmation_and_ablation_from_the_cli(number_repo, tmp_path):
     calibrate = run_cli(repo, "calibrate", "--pairs", "6", "--effect", "2", timeout=300)
     assert calibrate.returncode == 0, calibrate.stderr
     assert "noise: one measurement sd" in calibrate.stdout
-    assert "recommended min_effect" in calibrate.stdout and "to detect 2" in calibrate.stdout
+    assert "recommended: min_effect = " in calibrate.stdout and "to detect 2" in calibrate.stdout
     status = json.loads(run_cli(repo, "status", "--json").stdout)
     assert status["run"] == "t"
 

@@ -5,6 +5,7 @@ Both measure real checkouts with the run's harness, never stored scores.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,24 @@ class Calibration:
     pairs_for_effect: int | None  # pairs a fixed test needs for the asked effect and power
     effect: float | None
 
+    @property
+    def min_effect_setting(self) -> str:
+        """The recommendation as ``ratchet.toml`` reads it: ``"19%"`` on a log scale (the
+        differences are log-ratios, so the percentage is their exponential), else a number in
+        the metric's units. Rounded up to two significant digits: the noise is only estimated."""
+        if self.noise.log_scale:
+            return f'"{_round_up(math.expm1(self.recommended_min_effect) * 100)}%"'
+        return _round_up(self.recommended_min_effect)
+
+
+def _round_up(value: float, digits: int = 2) -> str:
+    if value <= 0 or not math.isfinite(value):
+        return "0"
+    exponent = math.floor(math.log10(value)) - (digits - 1)
+    step = 10.0**exponent
+    rounded = math.ceil(round(value / step, 9)) * step
+    return f"{rounded:.{max(0, -exponent)}f}"
+
 
 def calibrate(
     repo_root: Path, config: Config, commit: str, base_commit: str, pairs: int, power: float, effect: Effect | None,
@@ -73,8 +92,6 @@ def calibrate(
     needed = None
     if effect is not None:
         if log_scale and effect.relative:
-            import math
-
             wanted = math.log1p(effect.value / 100)
         else:
             wanted = effect.amount(noise.mean)

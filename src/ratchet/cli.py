@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -518,17 +519,30 @@ def calibrate(
     if noise.deterministic:
         out.print(f"The metric is deterministic (all {2 * pairs} measurements gave {noise.mean:.6g}): one measurement decides; any min_effect works.")
         return
-    relative = f" ({noise.relative:.2%} of the metric)" if noise.relative is not None else ""
-    out.print(f"noise: one measurement sd {noise.sd_single:.4g} {scale}{relative}; one paired comparison sd {noise.sd_pair:.4g}")
+    if noise.log_scale:  # log-ratios read as percentages of the metric
+        out.print(
+            f"noise: one measurement sd {math.expm1(noise.sd_single):.2%} of the metric; "
+            f"one paired comparison sd {math.expm1(noise.sd_pair):.2%}"
+        )
+    else:
+        relative = f" ({noise.relative:.2%} of the metric)" if noise.relative is not None else ""
+        out.print(f"noise: one measurement sd {noise.sd_single:.4g} {scale}{relative}; one paired comparison sd {noise.sd_pair:.4g}")
     v = cfg.verdict
+    # In the form [verdict] min_effect takes: a log-ratio is no setting anyone can write.
     out.print(
-        f"recommended min_effect: about {result.recommended_min_effect:.4g} ({scale}) — what `sequential` with "
-        f"max_pairs = {v.max_pairs} keeps with probability {power:.0%} at alpha = {v.alpha}"
+        f"recommended: min_effect = {result.min_effect_setting} (under [verdict]) — the smallest effect `sequential` "
+        f"with max_pairs = {v.max_pairs} keeps with probability {power:.0%} at alpha = {v.alpha}",
+        markup=False,
     )
     if result.effect is not None:
         needed = result.pairs_for_effect
-        shown = f"{needed} pairs" if needed is not None else "more than 50 pairs (raise the effect or lower the noise)"
-        out.print(f"to detect {effect} ({result.effect:.4g} {scale}) with power {power:.0%}: {shown}")
+        if needed is None:
+            shown = "more than 50 pairs (raise the effect or lower the noise)"
+        elif needed > v.max_pairs:
+            shown = f"{needed} pairs; this run stops at max_pairs = {v.max_pairs}: raise it to {needed} to resolve it"
+        else:
+            shown = f"{needed} pairs (within this run's max_pairs = {v.max_pairs})"
+        out.print(f"to detect {effect} with power {power:.0%}: {shown}", markup=False)
 
 
 @app.command()
