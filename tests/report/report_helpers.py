@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import make_repo
@@ -106,3 +107,21 @@ def screenshot(page: object, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     print(f"screenshot: {path}")
     return path
+
+
+def assert_fits(page: Any, width: int, plot: str = ".ratchet-plot") -> None:
+    """The page does not scroll sideways at ``width``; the plot is drawn at its size on screen
+    (once a resize has redrawn it), whole, legible, with its legend."""
+    page.wait_for_function(
+        f"""() => {{ const svg = document.querySelector('{plot} svg');
+                   return svg && Math.abs(svg.getBoundingClientRect().width - Number(svg.getAttribute('width'))) < 1; }}""",
+        timeout=10_000,
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    svg = page.locator(f"{plot} svg").first
+    assert svg.is_visible()
+    box = svg.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= width and box["width"] >= width * 0.6
+    heights = page.evaluate(f"[...document.querySelector('{plot} svg').querySelectorAll('text.tick')].map(t => t.getBoundingClientRect().height)")
+    assert heights and min(heights) >= 10  # 11px labels, not a 960px drawing scaled down to a third
+    assert page.locator(f"{plot} .plot-legend").first.is_visible()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_repo, run_cli
-from report_helpers import browser, expected, screenshot, target  # noqa: F401 (browser is a fixture)
+from report_helpers import assert_fits, browser, expected, screenshot, target  # noqa: F401 (browser is a fixture)
 
 LIVE_ITERATIONS = 6
 
@@ -143,17 +143,46 @@ def test_dashboard_follows_runs_live(dashboard, browser):  # noqa: F811
     tooltip = page.locator('section.run-panel[data-run="live"] .plot-tooltip')
     assert tooltip.is_visible() and keep["hypothesis"][:30] in tooltip.inner_text()
     screenshot(page, "dashboard-done.png")
+    # One experiment count: the runs bar, the panel and the list (the baseline is not one of them).
+    # (The bar asks for the list of runs less often than a panel for its run: it may lag a poll.)
+    page.wait_for_function(f"() => document.getElementById('runs-bar').innerText.includes('live (number, {LIVE_ITERATIONS})')", timeout=10_000)
+    assert f"{LIVE_ITERATIONS} experiments" in page.locator('section.run-panel[data-run="live"] .summary').inner_text()
+    legend = page.locator('section.run-panel[data-run="live"] .plot-legend').inner_text()
+    assert "running best" in legend and "crash" in legend and "tampered" in legend
+    # A phone-wide window: the panels stack, nothing scrolls sideways, the plot is redrawn to fit.
+    page.set_viewport_size({"width": 400, "height": 900})
+    assert_fits(page, 400, 'section.run-panel[data-run="live"] .ratchet-plot')
+    screenshot(page, "dashboard-400px.png")
     assert errors == []
     page.close()
 
     # The JSON behind the page.
     status, runs = get(url + "api/runs")
     assert status == 200 and [r["name"] for r in runs["runs"]] == ["first", "live"]
+    assert [r["experiments"] for r in runs["runs"]] == [2, LIVE_ITERATIONS]
     status, view = get(url + "api/runs/live")
     assert status == 200 and len(view["experiments"]) == 1 + LIVE_ITERATIONS and view["in_flight"] is None
+    assert view["experiment_count"] == LIVE_ITERATIONS and view["y_axis"]["scale"] == "linear"  # 100 down to 96
     assert get(url + "api/runs/nope")[0] == 404
     assert get(url + "api/runs/live/experiments/999")[0] == 404
     assert server.poll() is None
+
+
+def test_dashboard_y_scale(tmp_path: Path):
+    """``--y-scale log`` draws every run on a log axis; a word that is no scale is one line."""
+    repo = target(tmp_path / "repo", iterations=1)
+    assert run_cli(repo, "run").returncode == 0
+    server = start(repo, "dashboard", "--port", "0", "--y-scale", "log")
+    try:
+        ready, _, _ = select.select([server.stdout], [], [], 30)
+        assert ready
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)", server.stdout.readline()).group(1)  # type: ignore[union-attr]
+        status, view = get(url + "api/runs/t")
+        assert status == 200 and view["y_axis"] == {"scale": "log", "wanted": "log", "note": ""}
+    finally:
+        stop(server)
+    bad = run_cli(repo, "dashboard", "--y-scale", "steep", timeout=30)
+    assert bad.returncode == 2 and bad.stderr == "ratchet: error: --y-scale: 'steep' is not one of auto, linear, log\n"
 
 
 def test_dashboard_bad_port_is_one_line(tmp_path: Path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_repo, run_cli
-from report_helpers import HOSTILE, browser, expected, screenshot, target  # noqa: F401 (browser is a fixture)
+from report_helpers import HOSTILE, assert_fits, browser, expected, screenshot, target  # noqa: F401 (browser is a fixture)
 
 from ratchet.report.html import json_for_script
 
@@ -76,8 +76,17 @@ def test_report_shows_the_run(finished, browser, tmp_path: Path):  # noqa: F811
     budget = page.locator("#budget").inner_text()
     assert f"{tokens:,}" in budget and f"${cost:.4f}" in budget
     assert page.locator("#hardware tbody tr").count() == 1
+    assert page.locator("#hardware tbody td").nth(1).inner_text() == f"{ITERATIONS} and the baseline"
     assert page.locator("#ledger tbody tr").count() == len(log)
     assert page.locator("#statistics").count() == 0  # this run measured no noise
+    # One experiment count everywhere: the card and the list agree (the baseline is #0, not one of them).
+    assert page.locator("#summary .card", has_text="experiments").locator(".v").inner_text() == str(ITERATIONS)
+    assert page.locator("#all-experiments summary").inner_text().startswith(f"{ITERATIONS} experiments and the baseline")
+    # The legend names every kind of mark; these numbers span less than a decade: a linear axis.
+    legend = page.locator(".ratchet-plot .plot-legend").inner_text()
+    for name in ("kept", "discarded", "baseline", "running best", "crash", "timeout", "invalid", "tampered"):
+        assert name in legend
+    assert page.locator(".ratchet-plot svg").get_attribute("data-y-scale") == "linear"
 
     # Hovering a point shows its hypothesis and verdict; the proposer's markup stays text.
     hostile = next(e for e in keeps if HOSTILE in e["hypothesis"])
@@ -105,22 +114,108 @@ def test_report_shows_the_run(finished, browser, tmp_path: Path):  # noqa: F811
     page.close()
 
 
-def test_report_shows_noise_and_confirmation(browser, tmp_path: Path):  # noqa: F811
+@pytest.mark.parametrize("calibrate", [2, 0], ids=["deterministic-1-pair", "2-pairs"])
+def test_report_shows_noise_and_confirmation(browser, tmp_path: Path, calibrate: int):  # noqa: F811
+    """A calibration that finds the metric deterministic cuts the confirmation to one pair: one
+    pair has no interval, and the report says so instead of printing a zero-width one."""
     repo = target(tmp_path / "repo", iterations=3)
     config = repo / "ratchet.toml"
-    config.write_text(config.read_text().replace("calibrate_pairs = 0", "calibrate_pairs = 2").replace("confirm_pairs = 0", "confirm_pairs = 2"))
+    config.write_text(config.read_text().replace("calibrate_pairs = 0", f"calibrate_pairs = {calibrate}").replace("confirm_pairs = 0", "confirm_pairs = 2"))
     result = run_cli(repo, "run")
     assert result.returncode == 0, result.stderr
     output = tmp_path / "report.html"
     assert run_cli(repo, "report", "-o", str(output)).returncode == 0
     page, _, errors = open_report(browser, output)
     stats = page.locator("#statistics .stat")
-    assert stats.count() == 2
-    noise, confirmation = stats.nth(0).inner_text(), stats.nth(1).inner_text()
-    assert "Noise estimate" in noise and "sd of one measurement" in noise and "pairs" in noise
-    assert "Final confidence interval" in confirmation and "95% CI" in confirmation and "Confirmed: the champion" in confirmation
+    assert stats.count() == (2 if calibrate else 1)
+    confirmation = stats.nth(stats.count() - 1).inner_text()
+    assert "Final confidence interval" in confirmation and "Confirmed: the champion" in confirmation
+    if calibrate:
+        noise = stats.nth(0).inner_text()
+        assert "Noise estimate" in noise and "sd of one measurement" in noise and "pairs" in noise
+        assert "1 pair, no interval" in confirmation
+        assert "(95% CI" not in confirmation and "95% CI, low end" not in confirmation  # no interval of width zero
+        assert "no interval" not in noise
+    else:
+        assert "95% CI, low end" in confirmation and "(95% CI" in confirmation and "no interval" not in confirmation
     assert errors == []
     page.close()
+
+
+def test_report_reads_at_400px(finished, browser, tmp_path: Path):  # noqa: F811
+    """On a phone-wide window the page does not scroll sideways, and the plot is drawn at the
+    window's size: its labels keep their size instead of shrinking with the picture."""
+    repo, _ = finished
+    output = tmp_path / "report.html"
+    assert run_cli(repo, "report", "-o", str(output)).returncode == 0
+    page = browser.new_page(viewport={"width": 400, "height": 800})
+    page.goto(output.as_uri())
+    page.wait_for_selector(".ratchet-plot svg .best-line", state="attached")
+    assert_fits(page, 400)
+    screenshot(page, "report-400px.png")
+    page.close()
+
+
+QUARTERING = """\
+import os, pathlib
+n = int(os.environ["RATCHET_EXPERIMENT"])
+value = pathlib.Path("value.txt")
+value.write_text("-1\\n" if n == 3 else f"{float(value.read_text()) / 4}\\n")
+pathlib.Path(os.environ["RATCHET_HYPOTHESIS_FILE"]).write_text(f"step {n}")
+"""
+
+
+def test_y_scale(browser, tmp_path: Path):  # noqa: F811
+    """Numbers over more than a decade get a log axis unless told otherwise; a number of 0 or
+    less has no place on one: the axis stays linear and says why."""
+    config = f"""
+        [run]
+        name = "a"
+        [scope]
+        mutable = ["value.txt"]
+        harness = ["bench.py", "propose.py"]
+        [metric]
+        name = "m"
+        command = "{sys.executable} bench.py"
+        regex = 'metric: (\\S+)'
+        direction = "minimize"
+        [verdict]
+        calibrate_pairs = 0
+        confirm_pairs = 0
+        [budget]
+        iterations = 2
+        [proposer]
+        kind = "command"
+        command = "{sys.executable} propose.py"
+    """
+    files = {"value.txt": "100\n", "bench.py": "print('metric:', open('value.txt').read().strip())\n", "propose.py": QUARTERING}
+    repo = make_repo(tmp_path / "repo", files, config)
+    assert run_cli(repo, "run").returncode == 0  # 100, 25, 6.25
+    assert run_cli(repo, "run", "--name", "b", "--iterations", "3").returncode == 0  # 100, 25, 6.25, -1
+
+    def drawn(run: str, *flags: str) -> tuple[str, str, list[str]]:
+        output = tmp_path / f"{run}{''.join(flags)}.html"
+        result = run_cli(repo, "report", run, "-o", str(output), *flags)
+        assert result.returncode == 0, result.stderr
+        page, _, errors = open_report(browser, output)
+        assert errors == []
+        svg = page.locator(".ratchet-plot svg")
+        note = page.locator(".ratchet-plot .plot-note")
+        found = (svg.get_attribute("data-y-scale") or "", note.inner_text() if note.count() else "", svg.locator("text.tick").all_text_contents())
+        page.close()
+        return found
+
+    scale, note, ticks = drawn("a")
+    assert scale == "log" and note == "" and "10" in ticks and "100" in ticks
+    assert drawn("a", "--y-scale", "linear")[:2] == ("linear", "")
+    for flags in ((), ("--y-scale", "log")):
+        scale, note, _ = drawn("b", *flags)
+        assert scale == "linear" and "log scale" in note and "1 number is 0 or less" in note
+    png = tmp_path / "a.png"
+    assert run_cli(repo, "report", "a", "--png", "-o", str(png)).returncode == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = run_cli(repo, "report", "a", "--y-scale", "steep")
+    assert bad.returncode == 2 and bad.stderr == "ratchet: error: --y-scale: 'steep' is not one of auto, linear, log\n"
 
 
 def test_png_of_the_plot(finished, tmp_path: Path):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ratchet.ledger import Ledger
 from ratchet.project import Project, ProjectError
 from ratchet.report import require
-from ratchet.report.data import experiment_diff, output_tail, run_is_active, run_view
+from ratchet.report.data import experiment_count, experiment_diff, output_tail, run_is_active, run_view
 from ratchet.report.html import environment, finite_json, json_for_script
 
 if TYPE_CHECKING:
@@ -29,8 +29,8 @@ FEATURE = "ratchet dashboard"
 REFRESH_S = 1.0
 
 
-def create_app(root: Path, *, refresh: float = REFRESH_S) -> Starlette:
-    """The dashboard of the repository at ``root``."""
+def create_app(root: Path, *, refresh: float = REFRESH_S, y_scale: str = "auto") -> Starlette:
+    """The dashboard of the repository at ``root``; ``y_scale``: its plots' y axis (see ``Y_SCALES``)."""
     require("starlette", FEATURE)
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse
@@ -59,7 +59,7 @@ def create_app(root: Path, *, refresh: float = REFRESH_S) -> Starlette:
                     experiments = ledger.experiments(info.name)
                     listed.append({
                         "name": info.name, "branch": info.branch, "metric": info.metric_name,
-                        "direction": info.direction, "created": info.created, "experiments": len(experiments),
+                        "direction": info.direction, "created": info.created, "experiments": experiment_count(experiments),
                         "active": any(e.verdict is None for e in experiments) and run_is_active(project.root, info.name),
                     })  # fmt: skip
             finally:
@@ -74,7 +74,7 @@ def create_app(root: Path, *, refresh: float = REFRESH_S) -> Starlette:
             info = ledger.get_run(request.path_params["run"])
             if info is None:
                 return _json({"error": f"no run named {request.path_params['run']!r}"}, 404)
-            return _json(run_view(project.root, ledger, info, diffs=False).to_json())
+            return _json(run_view(project.root, ledger, info, diffs=False, y_scale=y_scale).to_json())
         finally:
             ledger.close()
 
@@ -131,10 +131,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(root: Path, host: str, port: int, *, ready: Callable[[str], None], refresh: float = REFRESH_S) -> None:
+def serve(
+    root: Path, host: str, port: int, *, ready: Callable[[str], None], refresh: float = REFRESH_S, y_scale: str = "auto"
+) -> None:
     """Serve the dashboard until Ctrl-C. ``ready`` gets the URL once the socket listens."""
     uvicorn = require("uvicorn", FEATURE)
-    app = create_app(root, refresh=refresh)
+    app = create_app(root, refresh=refresh, y_scale=y_scale)
     sock = listen(host, port)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)

@@ -8,7 +8,7 @@ writes: not the ledger, not the repository.
 from __future__ import annotations
 
 import math
-import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +38,13 @@ _LABELS = {
 }  # fmt: skip
 # Raw samples and bookkeeping stay out of the summary table.
 _HIDDEN = {"samples", "baseline_samples", "champion_samples", "fingerprint", "kind", "created", "after_experiment", "summary"}
+# One pair has no spread, so no interval: the loop still writes one of width zero.
+_INTERVAL_KEYS = ("ci_low", "ci_high")
+_INTERVAL_CLAUSE = re.compile(r" \(95% CI [^)]*\)")
+NO_INTERVAL = "1 pair, no interval"
+# How the plot's y axis may be drawn; "auto" is log when the numbers span more than a decade.
+Y_SCALES = ("auto", "linear", "log")
+DECADE = 10.0
 
 
 @dataclass
@@ -109,7 +116,8 @@ class InFlight:
 @dataclass
 class Machine:
     fingerprint: str
-    experiments: int
+    experiments: int  # counted as RunView.experiment_count counts them
+    baseline: bool  # whether the baseline was measured here
     info: dict[str, Any]
 
 
@@ -119,6 +127,15 @@ class Statistic:
     after_experiment: int | None
     summary: str
     values: list[tuple[str, str]]
+
+
+@dataclass
+class YAxis:
+    """How the plot draws its y axis: what was asked, what is drawn, and why they differ."""
+
+    scale: str  # "linear" or "log"
+    wanted: str  # one of Y_SCALES
+    note: str = ""  # set when log was wanted but cannot be drawn
 
 
 @dataclass
@@ -135,19 +152,29 @@ class RunView:
     champion: float | None
     champion_id: int | None
     experiments: list[ExperimentRow]
+    # Experiments measured: every view shows this one number. The baseline (#0), an abandoned
+    # experiment or the one in flight has a row of its own but is not one of them.
+    experiment_count: int
     kept: list[KeptChange]
     counts: dict[str, int]
     spending: Spending
     in_flight: InFlight | None
     hardware: list[Machine]
+    y_axis: YAxis
     statistics: list[Statistic] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def run_view(root: Path, ledger: Ledger, info: RunInfo, *, diffs: bool = True) -> RunView:
-    """Everything the report and the dashboard show of ``info``. ``diffs``: read the keeps' diffs."""
+def experiment_count(experiments: list[Experiment]) -> int:
+    """Experiments measured, as the budget counts them: not the baseline, abandoned or running ones."""
+    return sum(1 for e in experiments if e.verdict is not None and e.verdict.counts_as_iteration)
+
+
+def run_view(root: Path, ledger: Ledger, info: RunInfo, *, diffs: bool = True, y_scale: str = "auto") -> RunView:
+    """Everything the report and the dashboard show of ``info``. ``diffs``: read the keeps' diffs;
+    ``y_scale``: one of :data:`Y_SCALES`."""
     experiments = ledger.experiments(info.name)
     baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
     rows: list[ExperimentRow] = []
@@ -169,7 +196,7 @@ def run_view(root: Path, ledger: Ledger, info: RunInfo, *, diffs: bool = True) -
     spending = Spending(
         wall_s=ledger.wall_spent(info.name),
         wall_budget_s=_number(budget.get("wall")),
-        measured=sum(1 for e in experiments if e.verdict is not None and e.verdict.counts_as_iteration),
+        measured=experiment_count(experiments),
         iterations_budget=budget.get("iterations"),
         tokens_in=tokens_in,
         tokens_out=tokens_out,
@@ -195,13 +222,62 @@ def run_view(root: Path, ledger: Ledger, info: RunInfo, *, diffs: bool = True) -
         champion=champion,
         champion_id=champion_id,
         experiments=rows,
+        experiment_count=spending.measured,
         kept=kept,
         counts=counts,
         spending=spending,
         in_flight=_in_flight(running) if running is not None and active else None,
         hardware=_machines(ledger, experiments),
+        y_axis=y_axis(rows, info.direction, y_scale),
         statistics=_statistics(ledger, info.name, experiments),
     )
+
+
+def plotted(rows: list[ExperimentRow]) -> tuple[list[float], list[float]]:
+    """The numbers the plot places: each decided experiment's metric, and the running best."""
+    points = [r.metric for r in rows if r.verdict is not None and r.metric is not None]
+    bests = [r.best for r in rows if r.verdict is not None and r.best is not None]
+    return points, bests
+
+
+def y_limits(values: list[float], bests: list[float], minimize: bool, *, log: bool = False) -> tuple[float, float]:
+    """The y range: all numbers, except far outliers on the losing side (a diverged run's 1e9
+    would flatten the story; the plot marks them at the edge). ``log``: the range is found among
+    the logarithms (numbers of 0 or less left out) and given back as plain numbers. The plot
+    script (assets/plot.js, ``yDomain``) does the same."""
+    if log:
+        low, high = y_limits([math.log10(v) for v in values if v > 0], [math.log10(v) for v in bests if v > 0], minimize)
+        return 10**low, 10**high
+    if not values:
+        return 0.0, 1.0
+    reference = bests or values
+    low, high = min(reference), max(reference)
+    span = (high - low) or abs(high) * 0.1 or 1.0
+    limit = high + 4 * span if minimize else low - 4 * span
+    shown = [v for v in values if (v <= limit if minimize else v >= limit)] + reference
+    low, high = min(shown), max(shown)
+    pad = ((high - low) or abs(high) * 0.1 or 1.0) * 0.06
+    return low - pad, high + pad
+
+
+def y_axis(rows: list[ExperimentRow], direction: str, wanted: str = "auto") -> YAxis:
+    """Log when asked, or on "auto" when the numbers a linear plot shows span more than a decade
+    (then a keep from 100 to 90 and one from 2 to 1.8 look alike). A number of 0 or less has no
+    place on a log axis: then it stays linear, with a note that says why."""
+    if wanted not in Y_SCALES:
+        raise ValueError(f"{wanted!r} is not one of {', '.join(Y_SCALES)}")
+    values, bests = plotted(rows)
+    low, high = y_limits(values, bests, direction == "minimize")
+    shown = [v for v in values + bests if low <= v <= high]
+    positive = [v for v in shown if v > 0]
+    if wanted == "linear" or not positive or (wanted == "auto" and max(positive) <= DECADE * min(positive)):
+        return YAxis("linear", wanted)
+    # Every running best is some experiment's metric: counting the metrics counts each number once.
+    below = sum(1 for v in values if low <= v <= high and v <= 0)
+    if below:
+        numbers = "1 number is" if below == 1 else f"{below} numbers are"
+        return YAxis("linear", wanted, f"linear scale: {numbers} 0 or less, and a log scale cannot show them")
+    return YAxis("log", wanted)
 
 
 def _row(e: Experiment, best: float | None, baseline: float | None) -> ExperimentRow:
@@ -297,8 +373,9 @@ def _machines(ledger: Ledger, experiments: list[Experiment]) -> list[Machine]:
     counts: dict[str, int] = {}
     for e in experiments:
         if e.hardware:
-            counts[e.hardware] = counts.get(e.hardware, 0) + 1
-    return [Machine(fp, n, ledger.hardware(fp) or {}) for fp, n in counts.items()]
+            counts[e.hardware] = counts.get(e.hardware, 0) + experiment_count([e])
+    baseline = next((e.hardware for e in experiments if e.verdict is Verdict.BASELINE), None)
+    return [Machine(fp, n, fp == baseline, ledger.hardware(fp) or {}) for fp, n in counts.items()]
 
 
 def _statistics(ledger: Ledger, run: str, experiments: list[Experiment]) -> list[Statistic]:
@@ -314,13 +391,22 @@ def _statistics(ledger: Ledger, run: str, experiments: list[Experiment]) -> list
                 continue
             data, after = source.extra[extra_key], source.id
         percent = data.get("scale") == "log"  # gains on a log scale are ratios: shown as percentages
+        pairs = data.get("pairs")
+        interval = not isinstance(pairs, int) or pairs >= 2
+        summary = str(data.get("summary", ""))
         values = []
         for key, value in data.items():
             if key in _HIDDEN or isinstance(value, (list, dict)):
                 continue
+            if key in _INTERVAL_KEYS and not interval:
+                if key == _INTERVAL_KEYS[0]:
+                    values.append(("95% CI", NO_INTERVAL))
+                continue
             style = "%" if key == "relative" else "+%" if percent and key in ("gain", "ci_low", "ci_high") else ""
             values.append((_LABELS.get(key, key.replace("_", " ")), _format(value, style)))
-        found.append(Statistic(title=title, after_experiment=after, summary=str(data.get("summary", "")), values=values))
+        if not interval:
+            summary = _INTERVAL_CLAUSE.sub("", summary)
+        found.append(Statistic(title=title, after_experiment=after, summary=summary, values=values))
     return found
 
 

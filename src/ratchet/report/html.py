@@ -115,6 +115,7 @@ def plot_data(view: RunView) -> dict[str, Any]:
         "direction": data["direction"],
         "experiments": data["experiments"],
         "in_flight": data["in_flight"],
+        "y_axis": data["y_axis"],
     }
 
 
@@ -130,8 +131,8 @@ def render_report(view: RunView, repository: Path) -> str:
     )
 
 
-def write_report(root: Path, ledger: Ledger, info: RunInfo, output: Path) -> RunView:
+def write_report(root: Path, ledger: Ledger, info: RunInfo, output: Path, *, y_scale: str = "auto") -> RunView:
     """Read the run, write the report to ``output``; return what was shown."""
-    view = run_view(root, ledger, info)
+    view = run_view(root, ledger, info, y_scale=y_scale)
     output.write_text(render_report(view, root), encoding="utf-8")
     return view

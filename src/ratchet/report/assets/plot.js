@@ -1,12 +1,16 @@
 /* The progress plot of a run, drawn as inline SVG: one dot per measured experiment, the running
    best as a step line, discarded experiments faint, failures marked under the axis. Hovering a
    mark shows the experiment's hypothesis and verdict. Shared by the HTML report and the dashboard;
-   no dependencies, so a report works offline. */
+   no dependencies, so a report works offline.
+
+   The drawing is made at the width it has on screen (and made again when the window is
+   resized), so its labels keep their size on a phone instead of shrinking with the picture. The
+   y axis is linear or log as the read model decided (view.y_axis, see report/data.py). */
 (function (global) {
   "use strict";
   var SVG = "http://www.w3.org/2000/svg";
-  var W = 960, H = 410, M = { left: 78, right: 24, top: 30, bottom: 46 };
   var NO_NUMBER = { crash: 1, timeout: 1, invalid: 1, tampered: 1, abandoned: 1 };
+  var FAILURES = "crash, timeout, invalid, tampered: no number";
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(SVG, name);
@@ -31,10 +35,25 @@
     return ticks;
   }
 
-  /* The y range: every number, except far outliers on the losing side (a diverged run's 1e9
-     would flatten the whole story); those are drawn as triangles at the edge. */
-  function yDomain(points, bests, minimize) {
-    var values = points.map(function (p) { return p.metric; });
+  /* Ticks of a log axis, as plain numbers, for a range given in powers of ten: every decade
+     (every second or third one when there are many), with 2 and 5 between when there are few. */
+  function logTicks(lo, hi, count) {
+    var first = Math.floor(lo), last = Math.ceil(hi), decades = last - first;
+    var every = Math.max(1, Math.ceil(decades / count)), within = decades <= 2 ? [1, 2, 5] : [1];
+    var ticks = [];
+    for (var k = first; k <= last; k += every) {
+      within.forEach(function (m) {
+        var v = m * Math.pow(10, k), e = Math.log10(v);
+        if (e >= lo - 1e-9 && e <= hi + 1e-9) ticks.push(Number(v.toPrecision(12)));
+      });
+    }
+    return ticks;
+  }
+
+  /* The y range, among plain numbers or their logarithms: every number, except far outliers on
+     the losing side (a diverged run's 1e9 would flatten the whole story); those are drawn as
+     triangles at the edge. The same rule as y_limits in report/data.py. */
+  function yDomain(values, bests, minimize) {
     if (!values.length) return [0, 1];
     var ref = bests.length ? bests : values;
     var lo = Math.min.apply(null, ref), hi = Math.max.apply(null, ref);
@@ -46,24 +65,51 @@
     return [ymin - pad, ymax + pad];
   }
 
+  // A legend's sample of a mark, drawn in CSS (an <svg> here would be taken for the plot).
+  function swatch(kind) {
+    var node = document.createElement("span");
+    node.className = "swatch " + kind;
+    node.setAttribute("aria-hidden", "true");
+    if (kind === "failure") node.textContent = "\u2715";
+    return node;
+  }
+
   function render(container, view, options) {
     options = options || {};
+    container.__ratchetPlot = { view: view, options: options };
     var rows = view.experiments || [];
     var minimize = view.direction !== "maximize";
+    var log = !!(view.y_axis && view.y_axis.scale === "log");
     var points = rows.filter(function (r) { return r.verdict && r.metric !== null && r.metric !== undefined; });
     var failures = rows.filter(function (r) { return r.verdict && (r.metric === null || r.metric === undefined) && NO_NUMBER[r.verdict]; });
     var decided = rows.filter(function (r) { return r.verdict && r.best !== null && r.best !== undefined; });
     var inFlight = view.in_flight || null;
     var lastId = rows.length ? rows[rows.length - 1].id : 0;
-    var dom = yDomain(points, decided.map(function (r) { return r.best; }), minimize);
-    var x0 = -0.5, x1 = Math.max(lastId, 1) + 0.5;
-    var sx = function (x) { return M.left + ((x - x0) / (x1 - x0)) * (W - M.left - M.right); };
-    var sy = function (y) { return M.top + (1 - (y - dom[0]) / (dom[1] - dom[0])) * (H - M.top - M.bottom); };
-    var bottom = H - M.bottom;
 
     container.textContent = "";
     container.classList.add("ratchet-plot");
-    var svg = el("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "progress of run " + view.name }, container);
+    // The drawing's own size is its size on screen: 11px labels stay 11px.
+    var W = Math.max(280, Math.floor(container.clientWidth) || 960);
+    var H = Math.round(Math.min(410, Math.max(250, W * 0.43)));
+    var narrow = W < 600;
+    var M = { left: narrow ? 64 : 78, right: narrow ? 10 : 24, top: 14, bottom: 46 };
+    container.__ratchetPlot.width = W;
+
+    // On a log axis a position is the number's logarithm; 0 or less falls off the bottom edge.
+    var t = log ? function (v) { return v > 0 ? Math.log10(v) : -Infinity; } : function (v) { return v; };
+    var finite = function (v) { return isFinite(v); };
+    var dom = yDomain(points.map(function (p) { return t(p.metric); }).filter(finite),
+      decided.map(function (r) { return t(r.best); }).filter(finite), minimize);
+    var x0 = -0.5, x1 = Math.max(lastId, 1) + 0.5;
+    var sx = function (x) { return M.left + ((x - x0) / (x1 - x0)) * (W - M.left - M.right); };
+    var sy = function (y) {
+      var v = t(y);
+      return v === -Infinity ? H * 10 : M.top + (1 - (v - dom[0]) / (dom[1] - dom[0])) * (H - M.top - M.bottom);
+    };
+    var bottom = H - M.bottom;
+
+    var svg = el("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img",
+      "aria-label": "progress of run " + view.name, "data-y-scale": log ? "log" : "linear" }, container);
     var tip = document.createElement("div");
     tip.className = "plot-tooltip";
     tip.hidden = true;
@@ -71,20 +117,21 @@
 
     // Axes and grid.
     var grid = el("g", { class: "grid" }, svg);
-    niceTicks(dom[0], dom[1], 6).forEach(function (t) {
-      el("line", { x1: M.left, x2: W - M.right, y1: sy(t), y2: sy(t) }, grid);
-      el("text", { x: M.left - 8, y: sy(t) + 4, "text-anchor": "end", class: "tick" }, grid).textContent = fmt(t);
+    var yTicks = log ? logTicks(dom[0], dom[1], 6) : niceTicks(dom[0], dom[1], narrow ? 4 : 6);
+    yTicks.forEach(function (v) {
+      el("line", { x1: M.left, x2: W - M.right, y1: sy(v), y2: sy(v) }, grid);
+      el("text", { x: M.left - 8, y: sy(v) + 4, "text-anchor": "end", class: "tick" }, grid).textContent = fmt(v);
     });
-    niceTicks(0, x1 - 0.5, 10).filter(function (t) { return t === Math.round(t); }).forEach(function (t) {
-      el("line", { x1: sx(t), x2: sx(t), y1: bottom, y2: bottom + 5, class: "xtick" }, grid);
-      el("text", { x: sx(t), y: bottom + 18, "text-anchor": "middle", class: "tick" }, grid).textContent = String(t);
+    niceTicks(0, x1 - 0.5, Math.max(3, Math.round(W / 96))).filter(function (v) { return v === Math.round(v); }).forEach(function (v) {
+      el("line", { x1: sx(v), x2: sx(v), y1: bottom, y2: bottom + 5, class: "xtick" }, grid);
+      el("text", { x: sx(v), y: bottom + 18, "text-anchor": "middle", class: "tick" }, grid).textContent = String(v);
     });
     el("line", { x1: M.left, x2: W - M.right, y1: bottom, y2: bottom, class: "axis" }, svg);
     el("line", { x1: M.left, x2: M.left, y1: M.top, y2: bottom, class: "axis" }, svg);
     el("text", { x: (M.left + W - M.right) / 2, y: H - 6, "text-anchor": "middle", class: "label" }, svg).textContent = "experiment";
     el("text", { x: 14, y: (M.top + bottom) / 2, "text-anchor": "middle", class: "label",
       transform: "rotate(-90 14 " + (M.top + bottom) / 2 + ")" }, svg).textContent =
-      view.metric + (minimize ? " (lower is better)" : " (higher is better)");
+      view.metric + (minimize ? " (lower is better" : " (higher is better") + (log ? ", log scale)" : ")");
 
     // The running best: a step that only moves when a keep lands.
     if (decided.length) {
@@ -112,9 +159,10 @@
           tip.appendChild(why);
         }
         tip.hidden = false;
-        var box = container.getBoundingClientRect(), mark = node.getBoundingClientRect();
+        var box = container.getBoundingClientRect(), mark = node.getBoundingClientRect(), width = tip.offsetWidth;
         var left = mark.left - box.left + mark.width / 2 + 12, top = mark.top - box.top - 8;
-        if (left + 320 > box.width) left = Math.max(0, mark.left - box.left - 332);
+        if (left + width > box.width) left = mark.left - box.left - width - 12;  // left of the mark
+        if (left < 0) left = Math.max(0, box.width - width);  // a narrow window: inside the plot
         tip.style.left = left + "px";
         tip.style.top = Math.max(0, top) + "px";
       });
@@ -130,7 +178,7 @@
     });
 
     // Faint discards first, so keeps are drawn on top of them.
-    var order = { keep: 3, baseline: 3 };
+    var order = { keep: 3, baseline: 3 }, clipped = 0;
     points.slice().sort(function (a, b) { return (order[a.verdict] || 0) - (order[b.verdict] || 0); }).forEach(function (p) {
       var y = sy(p.metric), node;
       var cls = "point " + p.verdict;
@@ -138,6 +186,7 @@
         var edge = y < M.top ? M.top : bottom, dir = y < M.top ? -1 : 1, x = sx(p.id);
         node = el("path", { d: "M" + (x - 5) + "," + (edge - dir * 2) + "L" + (x + 5) + "," + (edge - dir * 2) + "L" + x + "," + (edge + dir * 6) + "Z",
           class: cls + " clipped", "data-id": p.id }, svg);
+        clipped++;
       } else {
         var r = p.verdict === "keep" || p.verdict === "baseline" ? 6 : 4.5;
         node = el("circle", { cx: sx(p.id), cy: y, r: r, class: cls, "data-id": p.id }, svg);
@@ -150,24 +199,55 @@
       var x = sx(f.id), y = bottom - 8;
       var g = el("g", { class: "failure " + f.verdict, "data-id": f.id }, svg);
       el("rect", { x: x - 6, y: y - 6, width: 12, height: 12, class: "hit" }, g);
-      el("path", { d: "M" + (x - 4) + "," + (y - 4) + "L" + (x + 4) + "," + (y + 4) + "M" + (x + 4) + "," + (y - 4) + "L" + (x - 4) + "," + (y + 4) }, g);
+      el("path", { d: "M" + (x - 4) + "," + (y - 4) + "L" + (x + 4) + "," + (y + 4) + "M" + (x + 4) + "," + (y - 4) + "L" + (x - 4) + "," + (y + 4), class: "failure-mark" }, g);
       hover(g, f, "#" + f.id + " " + f.verdict);
     });
 
     if (inFlight && decided.length) {
       var best = decided[decided.length - 1].best;
-      var ring = el("circle", { cx: sx(inFlight.id), cy: sy(best), r: 7, class: "in-flight", "data-id": inFlight.id }, svg);
+      var ring = el("circle", { cx: sx(inFlight.id), cy: Math.max(M.top, Math.min(bottom, sy(best))), r: 7, class: "in-flight", "data-id": inFlight.id }, svg);
       hover(ring, { id: inFlight.id, hypothesis: inFlight.hypothesis, verdict: null }, "#" + inFlight.id + " running");
     }
 
-    // Legend.
-    var legend = el("g", { class: "legend", transform: "translate(" + (W - M.right - 290) + ",6)" }, svg);
-    [["keep", "kept"], ["discard", "discarded"], ["baseline", "baseline"]].forEach(function (item, k) {
-      el("circle", { cx: k * 100 + 6, cy: 6, r: 5, class: "swatch " + item[0] }, legend);
-      el("text", { x: k * 100 + 16, y: 10, class: "tick" }, legend).textContent = item[1];
+    // The legend, as text beside the drawing: it wraps on a narrow window instead of shrinking.
+    var legend = document.createElement("div");
+    legend.className = "plot-legend";
+    var items = [["keep", "kept"], ["discard", "discarded"], ["baseline", "baseline"], ["best", "running best"],
+      ["failure", FAILURES + (failures.some(function (f) { return f.verdict === "abandoned"; }) ? " (or abandoned)" : "")]];
+    if (points.some(function (p) { return NO_NUMBER[p.verdict]; })) items.push(["crash", "failed, with a number"]);
+    if (clipped) items.push(["clipped", "off the scale"]);
+    if (inFlight) items.push(["in-flight", "in flight"]);
+    items.forEach(function (item) {
+      var span = document.createElement("span");
+      span.className = "legend-item";
+      span.dataset.mark = item[0];
+      span.appendChild(swatch(item[0]));
+      span.appendChild(document.createTextNode(item[1]));
+      legend.appendChild(span);
     });
+    container.appendChild(legend);
+    if (view.y_axis && view.y_axis.note) {
+      var note = document.createElement("div");
+      note.className = "plot-note muted";
+      note.textContent = view.y_axis.note;
+      container.appendChild(note);
+    }
     return svg;
   }
+
+  // A resized window redraws each plot whose width changed, once per frame at most.
+  var pending = false;
+  global.addEventListener("resize", function () {
+    if (pending) return;
+    pending = true;
+    global.requestAnimationFrame(function () {
+      pending = false;
+      Array.prototype.forEach.call(document.querySelectorAll(".ratchet-plot"), function (node) {
+        var drawn = node.__ratchetPlot;
+        if (drawn && Math.max(280, Math.floor(node.clientWidth) || 960) !== drawn.width) render(node, drawn.view, drawn.options);
+      });
+    });
+  });
 
   global.RatchetPlot = { render: render, format: fmt };
 })(window);
