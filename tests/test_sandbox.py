@@ -4,7 +4,9 @@ the environment allowlist, the git guard, the CLI's warnings and `ratchet doctor
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -18,7 +20,7 @@ from ratchet.containment import Containment
 from ratchet.environment import untrusted_env
 from ratchet.gitguard import GitGuard
 from ratchet.limits import Limits
-from ratchet.sandbox import Sandbox, probe, repository_paths
+from ratchet.sandbox import Sandbox, hidden, named_paths, probe, repository_paths
 
 
 def contained(sandboxed: bool, limits: Limits | None = None, **sandbox: object) -> Containment:
@@ -300,3 +302,256 @@ def test_wildcard_allowed_secrets_are_scrubbed():
     # Named exactly, a variable is the user's explicit choice and passes.
     assert untrusted_env(allow=["MY_*", "MY_TOKEN"], source=source)["MY_TOKEN"] == "t"
     assert "OPENAI_API_KEY" not in untrusted_env(allow=["*"], source=source)
+
+
+# ---------------------------------------------------------------- what the private /tmp hides
+
+
+def _venv(folder: Path) -> Path:
+    """A virtualenv (no pip: fast) on this interpreter, with its packages."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(folder)], check=True)
+    return folder
+
+
+def test_named_paths_of_a_command_line(tmp_path):
+    tool = tmp_path / "bin" / "tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    command = f"tool --data=/tmp/data 'x y' {tmp_path}/a.py # /tmp/comment"
+    assert named_paths(command, path=str(tool.parent)) == [Path("/tmp/data"), tmp_path / "a.py", tool]
+    assert named_paths("echo 'unbalanced /tmp/x", path="/nonexistent") == [Path("/tmp/x")]  # split on blanks
+
+
+def test_revealed_binds_what_is_hidden_never_all_of_tmp(tmp_path):
+    assert hidden(tmp_path)  # pytest's tmp_path is under /tmp, as the cases below need
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "metric.sh").write_text("echo 1\n")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    loose = Path("/tmp") / f"ratchet-loose-{uuid.uuid4().hex}.sh"
+    loose.write_text("echo 1\n")
+    try:
+        box = Sandbox("bwrap", repository=(repo,), readable=(Path("/usr"),))
+        command = f"sh {tools}/metric.sh {loose} {tmp_path}/link {repo}/bench.py /tmp {tmp_path}/missing"
+        shown = box.revealed(command, workdir=repo, path=f"{venv}/bin:/usr/bin:/tmp")
+        # The folder of a named file, a file right in /tmp by itself, a venv from its bin,
+        # a symlink and its target; not /usr (visible anyway), the repository, /tmp or what is missing.
+        assert sorted(shown) == sorted([tools, loose, venv, tmp_path / "link", real])
+        argv = box.argv(command, workdir=repo, path=f"{venv}/bin")
+        assert ["--ro-bind-try", str(venv), str(venv)] == argv[argv.index(str(venv)) - 1 : argv.index(str(venv)) + 2]
+        assert argv.index(str(venv)) < argv.index(str(repo))  # the checkout is mounted over it
+    finally:
+        loose.unlink()
+
+
+def test_readable_refuses_all_of_tmp():
+    from ratchet.config import ConfigError, SandboxSection
+
+    assert SandboxSection(readable=["/tmp/data"]).readable == ["/tmp/data"]
+    with pytest.raises(ValueError, match="cannot be readable"):
+        SandboxSection(readable=["/tmp/"])
+    assert ConfigError  # the CLI turns the error into one line (tests/test_config.py)
+
+
+def test_python_inside_is_the_one_outside(checkout, sandbox_required, tmp_path, monkeypatch):
+    venv = _venv(tmp_path / "venv")
+    monkeypatch.setenv("PATH", f"{venv}/bin{os.pathsep}{os.environ['PATH']}")
+    command = "python -c 'import sys; print(sys.executable, sys.prefix)'"
+    outside = subprocess.run(command, shell=True, capture_output=True, text=True, check=True).stdout
+    assert outside.split()[1] == str(venv)
+    inside = run(Containment(sandbox=Sandbox(probe().bwrap or "bwrap"), limits=Limits()), command, checkout)
+    assert inside.ok, inside.read("stderr")
+    assert inside.read() == outside
+
+
+def test_scripts_under_tmp_run_in_the_sandbox(number_repo, tmp_path):
+    """A proposer script and a metric script in a folder of /tmp that the sandbox hides, each
+    importing or calling a neighbour: a run with the sandbox required keeps the candidate."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "reading.py").write_text("import pathlib\ndef value():\n    return float(pathlib.Path('value.txt').read_text())\n")
+    (tools / "metric.py").write_text("import reading\nprint('metric:', reading.value())\n")
+    (tools / "number.sh").write_text("echo 5\n")
+    (tools / "propose.sh").write_text(f"sh {tools}/number.sh > value.txt\n")
+    config = _config("required").replace('command = "{python} bench.py"', f'command = "{{python}} {tools}/metric.py"')
+    config = config.replace('command = "true"', f'command = "sh {tools}/propose.sh"')
+    repo = number_repo(config)
+    result = run_cli(repo, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "#0   baseline  number=10" in result.stdout and "#1   keep      number=5" in result.stdout, result.stdout
+
+
+# ---------------------------------------------------------------- bytecode
+
+
+def test_measurements_leave_no_bytecode_and_read_none_from_the_checkout(checkout, tmp_path, sandbox_required):
+    """A .pyc beside a module (its source's size and mtime forged) is what Python loads; a
+    measurement reads none from the checkout and writes none there."""
+    import py_compile
+
+    module = checkout / "mod.py"
+    module.write_text("VALUE = 'planted'\n")
+    stamp = module.stat().st_mtime_ns
+    py_compile.compile(str(module), doraise=True)
+    module.write_text("VALUE = 'source!'\n")  # same size
+    os.utime(module, ns=(stamp, stamp))
+    command = f"{sys.executable} -c 'import mod; print(mod.VALUE)'"
+    plain = subprocess.run(command, shell=True, cwd=checkout, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
+    assert plain.stdout == "planted\n"  # the attack is real
+    shutil.rmtree(checkout / "__pycache__")
+    (checkout / "mod.py").write_text("VALUE = 'planted'\n")
+    os.utime(module, ns=(stamp, stamp))
+    py_compile.compile(str(module), doraise=True)
+    planted = sorted(p.name for p in (checkout / "__pycache__").iterdir())
+    module.write_text("VALUE = 'source!'\n")
+    os.utime(module, ns=(stamp, stamp))
+    (checkout / "other.py").write_text("X = 1\n")
+    for sandboxed in (True, False):
+        box = Sandbox(probe().bwrap or "bwrap") if sandboxed else None
+        containment = Containment(sandbox=box, limits=Limits(), private_bytecode=True)
+        result = run(containment, f"{sys.executable} -c 'import mod, other; print(mod.VALUE)'", checkout)
+        assert result.read() == "source!\n", (sandboxed, result.read("stderr"))
+        assert sorted(p.name for p in (checkout / "__pycache__").iterdir()) == planted  # nothing new
+    proposer = Containment(sandbox=None, limits=Limits())
+    assert proposer.environment()["PYTHONDONTWRITEBYTECODE"] == "1" and "PYTHONPYCACHEPREFIX" not in proposer.environment()
+
+
+HARNESS_TESTS = {
+    "tests/test_value.py": """\
+        import pathlib
+        def test_value_is_positive():
+            assert float(pathlib.Path("value.txt").read_text()) > 0
+    """,
+}
+
+
+def test_pytest_guard_over_the_harness_keeps_an_honest_candidate(number_repo):
+    """harness = ["tests/**"] and a pytest guard, no .gitignore: pytest leaves no __pycache__."""
+    config = _config("required").replace('harness = ["bench.py"]', 'harness = ["bench.py", "tests/**"]')
+    config = config.replace('command = "true"', 'command = "echo 5 > value.txt"')
+    config += '\n[[guards]]\nname = "tests"\ncommand = "{python} -m pytest -q tests"\n'
+    repo = number_repo(config, files=HARNESS_TESTS)
+    assert not (repo / ".gitignore").exists()
+    result = run_cli(repo, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "#1   keep      number=5" in result.stdout, result.stdout
+
+
+def test_a_candidate_that_drops_bytecode_into_the_harness_is_tampered(number_repo):
+    drop = (
+        "import pathlib; p = pathlib.Path('tests/__pycache__'); p.mkdir(exist_ok=True); "
+        "(p / 'test_value.cpython-311-pytest-8.pyc').write_bytes(b'x'); print(5)"
+    )
+    config = _config("required").replace('harness = ["bench.py"]', 'harness = ["bench.py", "tests/**"]')
+    config = config.replace('mutable = ["value.txt", "src/**"]', 'mutable = ["value.txt", "model.py"]')
+    config = config.replace('command = "true"', f"command = \"echo 5 > value.txt && echo \\\"{drop}\\\" > model.py\"")
+    config += '\n[[guards]]\nname = "tests"\ncommand = "{python} model.py && {python} -m pytest -q tests"\n'
+    repo = number_repo(config, files={**HARNESS_TESTS, "model.py": "print(10)\n"})
+    result = run_cli(repo, "run")
+    assert "#1   tampered" in result.stdout, result.stdout + result.stderr
+    assert "tests/__pycache__/test_value.cpython-311-pytest-8.pyc" in result.stdout
+
+
+# ---------------------------------------------------------------- variables the allowlist dropped
+
+
+def test_dropped_variable_hint():
+    from ratchet.environment import dropped_variable_hint
+
+    source = {"PATH": "/bin", "MY_SETTING": "value-1", "MY_TOKEN": "value-2", "DEBUG": "value-3", "RATCHET_RUN": "t"}
+    hint = dropped_variable_hint("Traceback ...\nKeyError: 'MY_SETTING'\n", [], section="[proposer] env", source=source)
+    assert hint == (
+        "MY_SETTING is set in ratchet's environment but not passed to the command (the environment is an allowlist): "
+        'add "MY_SETTING" to [proposer] env'
+    )
+    for said in ("sh: 1: MY_SETTING: parameter not set", "error: missing environment variable MY_SETTING", 'os.environ["MY_SETTING"]', "${MY_SETTING}"):
+        assert "MY_SETTING" in (dropped_variable_hint(said, [], section="[sandbox] env", source=source) or ""), said
+    secret = dropped_variable_hint("KeyError: 'MY_TOKEN'", ["MY_*"], section="[sandbox] env", source=source)
+    assert secret is not None and "looks like a secret" in secret and "name it exactly in [sandbox] env" in secret
+    # Not named as a variable, passed anyway, set by ratchet, or not in ratchet's environment: nothing.
+    assert dropped_variable_hint("DEBUG: starting\nexit 1", [], section="[sandbox] env", source=source) is None
+    assert dropped_variable_hint("KeyError: 'MY_SETTING'", ["MY_SETTING"], section="[sandbox] env", source=source) is None
+    assert dropped_variable_hint("KeyError: 'RATCHET_RUN'", [], section="[sandbox] env", source=source, passed={"RATCHET_RUN"}) is None
+    assert dropped_variable_hint("KeyError: 'OTHER'", [], section="[sandbox] env", source=source) is None
+    assert "value-" not in (hint or "") + (secret or "")
+
+
+def test_a_dropped_variable_is_named_for_proposer_and_metric(number_repo):
+    env = {"MY_PROPOSER_SETTING": "proposer-value-1", "MY_METRIC_SETTING": "metric-value-2"}
+    reads = "{python} -c \\\"import os; os.environ['%s']\\\""
+    config = _config("auto").replace('command = "true"', f'command = "{reads % "MY_PROPOSER_SETTING"}"')
+    repo = number_repo(config)
+    result = run_cli(repo, "run", env=env)
+    out = result.stdout + result.stderr
+    assert "KeyError: 'MY_PROPOSER_SETTING'" in out and 'add "MY_PROPOSER_SETTING" to [proposer] env' in out, out
+    config = _config("auto").replace('command = "{python} bench.py"', f'command = "{reads % "MY_METRIC_SETTING"}"')
+    repo = number_repo(config, name="metric")
+    result = run_cli(repo, "run", env=env)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and 'add "MY_METRIC_SETTING" to [sandbox] env' in out, out
+    for folder in (repo, repo.parent / "repo"):
+        logged = "".join(p.read_text(errors="replace") for p in (folder / ".ratchet").rglob("*") if p.is_file() and p.suffix != ".db")
+        assert "value-" not in out + logged
+
+
+# ---------------------------------------------------------------- doctor: guards and the sandbox
+
+
+def test_doctor_runs_each_guard(number_repo):
+    config = _config("auto") + '\n[[guards]]\nname = "typo"\ncommand = "pytset -q"\n[[guards]]\nname = "fine"\ncommand = "true"\n'
+    result = run_cli(number_repo(config), "doctor")
+    assert result.returncode == 1
+    assert "fail guard typo: fails on HEAD" in result.stdout and "exit 127" in result.stdout
+    assert "pytset: not found" in result.stdout  # the output's tail
+    assert "ok   guard fine: passes on HEAD" in result.stdout
+    assert "1 check failed" in result.stderr
+
+
+def test_doctor_says_the_sandbox_hides_a_path(number_repo, tmp_path, sandbox_required):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "value").write_text("10\n")
+    bench = f"import pathlib\nprint('metric:', float(pathlib.Path({str(data / 'value')!r}).read_text()))\n"
+    repo = number_repo(_config("auto"), files={"bench.py": bench})
+    result = run_cli(repo, "doctor")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "fail metric: on HEAD" in out and "works outside the sandbox (10) and fails inside it" in out, out
+    assert f'the sandbox hides a path the command reads: {data / "value"}' in out
+    assert f'add "{data}" to [sandbox] readable' in out
+    assert "by hand" not in out
+    (repo / "ratchet.toml").write_text((repo / "ratchet.toml").read_text().replace('mode = "auto"', f'mode = "auto"\nreadable = ["{data}"]'))
+    result = run_cli(repo, "doctor")
+    assert result.returncode == 0 and "ok   metric: 10 then 10" in result.stdout, result.stdout
+
+
+def test_doctor_fails_a_guard_that_writes_into_the_harness(number_repo):
+    config = _config("auto") + '\n[[guards]]\nname = "writes"\ncommand = "echo x > bench.log"\n'
+    config = config.replace('harness = ["bench.py"]', 'harness = ["bench.*"]')
+    result = run_cli(number_repo(config), "doctor")
+    assert result.returncode == 1
+    assert "fail harness: the metric or a guard writes bench.log into the harness" in result.stdout
+
+
+def test_run_blockers(number_repo):
+    from ratchet.config import load_config
+    from ratchet.doctor import run_blockers
+
+    repo = number_repo(_config("auto"))
+    config = load_config(repo / "ratchet.toml")
+    assert run_blockers(config, repo) == []
+    typo = config.model_copy(update={"scope": config.scope.model_copy(update={"harness": ["bench.py", "test/**"]})})
+    (found,) = run_blockers(typo, repo)
+    assert found.what == "harness" and "['test/**'] matches no file committed at HEAD" in found.detail and "harness = []" in found.fix
+    nothing = config.model_copy(update={"scope": config.scope.model_copy(update={"harness": [], "mutable": ["nope/**"]})})
+    assert [f.what for f in run_blockers(nothing, repo)] == ["scope"]
+    (repo / "bench.py").write_text("print('edited')\n")  # uncommitted: doctor's concern, not a blocker
+    assert run_blockers(config, repo) == []

@@ -531,6 +531,10 @@ class SandboxSection(_Section):
     network: bool = False  # whether measurements reach the network
     env: list[EnvName] = []  # environment variables passed besides the allowlist ("CUDA_*" ok)
     writable: list[str] = []  # paths measurements may write besides the checkout and /tmp
+    # Paths under /tmp or /dev/shm that sandboxed commands (measurements and proposers) read:
+    # the sandbox's own /tmp hides the host's. Bound read-only. Not needed for ratchet's
+    # interpreter, the folders on PATH and the paths a command line names: those come along.
+    readable: list[str] = []
     # Per measurement command. memory is address space per process (leave it unset for GPU
     # programs, which reserve far more than they use); processes is enforced with a pids
     # cgroup where ratchet can make one (moving each command into it costs 5 to 45 ms on
@@ -541,6 +545,15 @@ class SandboxSection(_Section):
     processes: int | None = Field(default=None, ge=1)
     file_size: Size | None = None
     output: Size = 1024 * 1024
+
+    @field_validator("readable")
+    @classmethod
+    def _not_all_of_tmp(cls, paths: list[str]) -> list[str]:
+        # Bound read-only over the private /tmp, it would leave commands nowhere to write.
+        for path in paths:
+            if path.rstrip("/") in ("/tmp", "/dev/shm", ""):
+                raise ValueError(f"{path!r} as a whole cannot be readable (commands write to their own); name the folders under it")
+        return paths
 
 
 class Config(_Section):

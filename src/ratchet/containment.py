@@ -22,23 +22,31 @@ import ctypes.util
 import fcntl
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ratchet.config import Config, SandboxSection
-from ratchet.environment import untrusted_env
+from ratchet.environment import dropped_variable_hint, untrusted_env
 from ratchet.limits import Cgroup, Limits
-from ratchet.measure import TERM_GRACE_SECONDS, CommandResult, wait_for_exit
-from ratchet.sandbox import Sandbox, SandboxError, expand, probe, repository_paths
+from ratchet.measure import TERM_GRACE_SECONDS, CommandResult, read_tail, wait_for_exit
+from ratchet.sandbox import Sandbox, SandboxError, expand, hidden_path_hint, interpreter_paths, probe, repository_paths
 
 # After the command and everything it left are killed, how long the pipes get to reach EOF.
 DRAIN_SECONDS = 2.0
 _READ = 1024 * 1024
+# Where a measurement's Python keeps bytecode: in the sandbox, its private /tmp (gone when the
+# command ends); without the sandbox, a fresh folder per command, removed after it.
+SANDBOX_PYCACHE = "/tmp/ratchet-pycache"
+# How much of a failed command's output is searched for the cause (a dropped variable, a path
+# the sandbox hides).
+HINT_BYTES = 8000
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,15 @@ class Containment:
     allow_env: tuple[str, ...] = ()
     # Why there is no sandbox, when there is none (one line for the start of a run and `status`).
     warning: str | None = None
+    # Where the config names what ``allow_env`` passes, for the hint when a command fails for
+    # want of a variable the allowlist dropped.
+    env_setting: str = "[sandbox] env"
+    # Measurements read no bytecode from the checkout: Python caches it in a private folder
+    # (PYTHONPYCACHEPREFIX) that dies with the command, so a .pyc a candidate planted beside a
+    # harness module is never loaded, even where .gitignore hides it from the tamper check.
+    # The price: Python compiles what it imports afresh (stdlib and site-packages included).
+    # A PYTHONPYCACHEPREFIX passed on purpose ([sandbox] env) is kept: read-only inside.
+    private_bytecode: bool = False
 
     @classmethod
     def for_measurements(cls, config: Config, repo_root: Path) -> "Containment":
@@ -59,6 +76,8 @@ class Containment:
             limits=Limits.from_config(section, measurement=True),
             allow_env=tuple(section.env),
             warning=sandbox_warning(section),
+            env_setting="[sandbox] env",
+            private_bytecode=True,
         )
 
     @classmethod
@@ -71,13 +90,23 @@ class Containment:
             limits=Limits.from_config(section, measurement=False),
             allow_env=tuple(env),
             warning=sandbox_warning(section),
+            env_setting="[proposer] env",
         )
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = untrusted_env(extra, self.allow_env)
         if self.sandbox is not None:
             env["TMPDIR"] = "/tmp"  # the private one
+        # No __pycache__ written into the checkout: in the harness it would be a change (the
+        # candidate "tampered"), and honest commands must leave none there.
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        if self.private_bytecode and self.sandbox is not None:
+            env.setdefault("PYTHONPYCACHEPREFIX", SANDBOX_PYCACHE)
         return env
+
+    def without_sandbox(self) -> "Containment":
+        """The same limits and environment, outside the sandbox (doctor: is it the sandbox?)."""
+        return replace(self, sandbox=None)
 
     def run(
         self,
@@ -90,8 +119,39 @@ class Containment:
         should_abandon: Callable[[], bool] | None = None,
         writable: Sequence[Path] = (),
     ) -> CommandResult:
-        """Run ``command`` through the shell in ``cwd``, contained; ``env`` adds to the allowlist."""
-        return _run(self, command, cwd, timeout, log_prefix, self.environment(env), should_abandon, tuple(writable))
+        """Run ``command`` through the shell in ``cwd``, contained; ``env`` adds to the allowlist.
+
+        A failed command's result carries a ``hint`` when its output names a variable the
+        allowlist dropped or a path the sandbox hides."""
+        environment = self.environment(env)
+        pycache = None
+        if self.private_bytecode and self.sandbox is None and "PYTHONPYCACHEPREFIX" not in environment:
+            pycache = tempfile.mkdtemp(prefix="ratchet-pycache-")
+            environment["PYTHONPYCACHEPREFIX"] = pycache
+        try:
+            result = _run(self, command, cwd, timeout, log_prefix, environment, should_abandon, tuple(writable))
+        finally:
+            if pycache is not None:
+                shutil.rmtree(pycache, ignore_errors=True)
+        if result.exit_code in (None, 0):
+            return result
+        hint = self.failure_hint(result, cwd=cwd, writable=tuple(writable), path=environment.get("PATH", ""), extra=env)
+        return replace(result, hint=hint) if hint else result
+
+    def failure_hint(
+        self, result: CommandResult, *, cwd: Path, writable: Sequence[Path] = (), path: str = "", extra: Mapping[str, str] | None = None
+    ) -> str:
+        """What the failed command's output says that containment caused, in one line (or "")."""
+        output = read_tail(result.stderr_path, HINT_BYTES) + "\n" + read_tail(result.stdout_path, HINT_BYTES)
+        hints = []
+        dropped = dropped_variable_hint(output, self.allow_env, section=self.env_setting, passed=extra or {})
+        if dropped:
+            hints.append(dropped)
+        if self.sandbox is not None:
+            shown = hidden_path_hint(output, self.sandbox, workdir=cwd, writable=writable, command=result.command, env_path=path)
+            if shown:
+                hints.append(shown)
+        return "; ".join(hints)
 
 
 def _sandbox(section: SandboxSection, repo_root: Path, *, network: bool, writable: tuple[Path, ...]) -> Sandbox | None:
@@ -103,7 +163,8 @@ def _sandbox(section: SandboxSection, repo_root: Path, *, network: bool, writabl
             raise SandboxError(f'[sandbox] mode = "required", but {found.reason}')
         return None
     assert found.bwrap is not None
-    return Sandbox(found.bwrap, network=network, writable=writable, repository=repository_paths(repo_root))
+    readable = (*expand(section.readable, repo_root), *interpreter_paths())
+    return Sandbox(found.bwrap, network=network, writable=writable, repository=repository_paths(repo_root), readable=readable)
 
 
 def sandbox_warning(section: SandboxSection | Mapping[str, object]) -> str | None:
@@ -144,7 +205,7 @@ def _run(
     report_r = report_w = -1
     if sandbox is not None:
         report_r, report_w = _pipe()  # large: the wrapper writes it before ratchet reads
-        argv = sandbox.argv(command, workdir=cwd, writable=writable)
+        argv = sandbox.argv(command, workdir=cwd, writable=writable, path=env.get("PATH", ""))
     else:
         argv = ["/bin/sh", "-c", command]
     logs = {out_r: CappedLog(stdout_path, limits.output), err_r: CappedLog(stderr_path, limits.output)}

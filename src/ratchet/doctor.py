@@ -1,8 +1,13 @@
 """``ratchet doctor``: check the set-up before a run, each finding with a one-line fix.
 
 git, the sandbox (bubblewrap, user namespaces, the process limit), the config, the scope and
-the harness, and the metric itself: run twice on the champion, to show that it parses and how
-much it moves between two runs of the same code.
+the harness, the metric itself (run twice on the champion, to show that it parses and how much
+it moves between two runs of the same code) and each guard (once on the champion). A command
+that fails in the sandbox is run once more outside it: if it works there, the finding says
+that the sandbox is the cause, and which hidden path or variable it names.
+
+:func:`run_blockers` is the part a run checks before its baseline: what doctor fails on
+without running any of the project's commands.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ratchet.config import Config, ConfigError, load_config
+from ratchet.config import Config, ConfigError, GuardSection, load_config
 from ratchet.containment import Containment
-from ratchet.executors import LocalExecutor
+from ratchet.executors import CommandSpec, Job, LocalExecutor
 from ratchet.limits import cgroup_support
+from ratchet.measure import CommandResult
 from ratchet.sampling import MeasurementFailed, PristineHarness, Sampler, harness_paths
 from ratchet.sandbox import INSTALL_HINT, SandboxError, probe
 from ratchet.scope import Globs
+from ratchet.verdict import evaluate_guard
 from ratchet.workspace import (
     BRANCH_PREFIX,
     STATE_DIR,
@@ -65,15 +72,29 @@ def diagnose(root: Path, config_path: Path, report: Callable[[Finding], None] = 
         add(Finding("fail", "sandbox mode", '[sandbox] mode = "required" but the sandbox cannot run here', INSTALL_HINT))
     head = _head(root)
     if head is None:
-        add(Finding("fail", "commits", "the repository has no commit yet", "commit your project: git add -A && git commit -m start"))
+        add(_NO_COMMIT)
         return findings
     scope_ok = True
     for finding in _scope_and_harness(root, config, head):
         scope_ok = scope_ok and finding.status != "fail"
         add(finding)
     if scope_ok:
-        add(_metric(root, config))
+        _measurements(root, config, add)
     return findings
+
+
+_NO_COMMIT = Finding("fail", "commits", "the repository has no commit yet", "commit your project: git add -A && git commit -m start")
+
+
+def run_blockers(config: Config, root: Path) -> list[Finding]:
+    """What must stop a run before its baseline, found without running any of its commands:
+    no commit, a scope that matches no committed file, a file in both scope and harness, a
+    harness glob that matches nothing (``harness = []`` checks nothing and passes). Each
+    finding's ``detail`` and ``fix`` are one line each."""
+    head = _head(root)
+    if head is None:
+        return [_NO_COMMIT]
+    return [finding for finding in _scope_and_harness(root, config, head, committed_only=True) if finding.status == "fail"]
 
 
 def _git_version() -> Finding:
@@ -132,7 +153,8 @@ def _head(root: Path) -> str | None:
         return None
 
 
-def _scope_and_harness(root: Path, config: Config, head: str) -> list[Finding]:
+def _scope_and_harness(root: Path, config: Config, head: str, *, committed_only: bool = False) -> list[Finding]:
+    """``committed_only``: leave out the look at uncommitted harness edits (a run measures HEAD)."""
     files = [path for path in git(root, "ls-tree", "-r", "-z", "--name-only", "--full-tree", head).split("\0") if path]
     scope, harness = Globs(config.scope.mutable), Globs(config.scope.harness)
     in_scope = scope.select(files)
@@ -145,10 +167,15 @@ def _scope_and_harness(root: Path, config: Config, head: str) -> list[Finding]:
     if both:
         out.append(Finding("fail", "scope", f"{both[0]} is in both the mutable scope and the harness", "remove it from one of [scope] mutable and [scope] harness"))
     in_harness = harness.select(files)
+    unmatched = [glob for glob in config.scope.harness if not Globs([glob]).select(files)]
     if not config.scope.harness:
         out.append(Finding("warn", "harness", "no [scope] harness: nothing checks that a candidate leaves the measurement alone", "list the files the metric depends on in [scope] harness"))
-    elif not in_harness:
-        out.append(Finding("fail", "harness", f"{config.scope.harness} matches no committed file", "commit the harness files, or fix [scope] harness"))
+    elif unmatched:
+        # A glob that matches nothing protects nothing: most often a typo, or files not committed.
+        which = config.scope.harness if len(unmatched) == len(config.scope.harness) else unmatched
+        out.append(Finding("fail", "harness", f"{which} matches no file committed at HEAD ({head[:7]})", "commit the harness files, or fix [scope] harness (harness = [] to check nothing)"))
+    elif committed_only:
+        pass
     else:
         changes = parse_porcelain(git(root, "--no-optional-locks", "status", "--porcelain", "-z", "--no-renames", "-uall"))
         dirty = [c.path for c in changes if harness.matches(c.path)]
@@ -164,53 +191,143 @@ def _names(paths: list[str], limit: int = 4) -> str:
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
-def _metric(root: Path, config: Config) -> Finding:
-    """Measure the champion twice, in a checkout of its own, the way a run would."""
+# When a command fails in the sandbox and works outside it, and its output names nothing.
+_SANDBOX_FIX = (
+    "the sandbox hides the host's /tmp and /dev/shm, cuts the network and lets the command write only in the "
+    "checkout: name what it needs in [sandbox] readable, [sandbox] writable or [sandbox] network = true"
+)
+
+
+def _measurements(root: Path, config: Config, add: Callable[[Finding], None]) -> None:
+    """Measure the champion twice and run each guard once, in a checkout of its own, the way a
+    run would; then check that none of it wrote into the harness."""
     branch = BRANCH_PREFIX + config.run.name
     champion = git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip()
     where = f"the champion of run {config.run.name!r}" if champion else "HEAD"
     champion = champion or git(root, "rev-parse", "HEAD").strip()
+    where = f"{where} ({champion[:7]})"
     folder = root / STATE_DIR / "worktrees" / "doctor"
     log_dir = root / STATE_DIR / "doctor"
     try:
-        executor = LocalExecutor(Containment.for_measurements(config, root))
+        containment = Containment.for_measurements(config, root)
     except SandboxError as exc:
-        return Finding("fail", "metric", str(exc), INSTALL_HINT)
+        add(Finding("fail", "metric", str(exc), INSTALL_HINT))
+        return
     try:
         exclude_state_dir(root)
         reference_checkout(root, folder, champion)
-        pristine = None
-        if config.metric.trusted_scoring:
-            paths = harness_paths(root, champion, Globs(config.scope.harness).matches)
-            pristine = PristineHarness(root, champion, paths, log_dir / "pristine-harness")
-        sampler = Sampler(
-            config=config, executor=executor, candidate_dir=folder, champion_dir=lambda: folder, log_dir=log_dir,
-            stored_champion=float("nan"), should_abandon=lambda: False, after_candidate=lambda: None, pristine=pristine,
-        )  # fmt: skip
-        values, seconds = [], []
+        add(_metric(root, config, containment, folder, log_dir, champion, where))
+        for guard in config.guards:
+            add(_guard(config, guard, containment, folder, log_dir, where))
+        if config.scope.harness:
+            add(_harness_left_alone(config, folder))
+    except GitError as exc:
+        add(Finding("fail", "metric", f"cannot check out {champion[:7]}: {exc}", "git worktree prune, then try again"))
+    finally:
+        git(root, "worktree", "remove", "--force", str(folder), check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sampler(config: Config, containment: Containment, root: Path, folder: Path, log_dir: Path, champion: str) -> Sampler:
+    pristine = None
+    if config.metric.trusted_scoring:
+        paths = harness_paths(root, champion, Globs(config.scope.harness).matches)
+        pristine = PristineHarness(root, champion, paths, log_dir / "pristine-harness")
+    return Sampler(
+        config=config, executor=LocalExecutor(containment), candidate_dir=folder, champion_dir=lambda: folder,
+        log_dir=log_dir, stored_champion=float("nan"), should_abandon=lambda: False, after_candidate=lambda: None,
+        pristine=pristine,
+    )  # fmt: skip
+
+
+def _metric(root: Path, config: Config, containment: Containment, folder: Path, log_dir: Path, champion: str, where: str) -> Finding:
+    sampler = _sampler(config, containment, root, folder, log_dir, champion)
+    values, seconds = [], []
+    try:
         for _ in range(2):
             started = time.monotonic()
             values.append(sampler.candidate())
             seconds.append(time.monotonic() - started)
     except MeasurementFailed as exc:
-        result = exc.result
-        tail = result.tail(300).strip().splitlines()[-1:] if result is not None else []
-        detail = exc.failure.reason + (f" — {tail[0]}" if tail else "")
-        return Finding("fail", "metric", f"on {where} ({champion[:7]}): {detail}; logs in {log_dir}", "run the [metric] command by hand in a clean checkout and fix it (or its regex/json parser)")
-    except GitError as exc:
-        return Finding("fail", "metric", f"cannot check out {champion[:7]}: {exc}", "git worktree prune, then try again")
-    finally:
-        git(root, "worktree", "remove", "--force", str(folder), check=False)
-        shutil.rmtree(folder, ignore_errors=True)
+        detail = exc.failure.reason + _last_words(exc.result)
+        if containment.sandbox is not None and exc.result is not None:
+            # Is it the sandbox? The same command, limits and environment, outside it, once.
+            outside = _sampler(config, containment.without_sandbox(), root, folder, log_dir / "outside-sandbox", champion)
+            try:
+                value = outside.candidate()
+            except MeasurementFailed:
+                pass
+            else:
+                return Finding(
+                    "fail", "metric",
+                    f"on {where}, works outside the sandbox ({value:.6g}) and fails inside it: {detail}; logs in {log_dir}",
+                    _sandbox_fix(exc.result),
+                )  # fmt: skip
+        return Finding("fail", "metric", f"on {where}: {detail}; logs in {log_dir}", "run the [metric] command by hand in a clean checkout and fix it (or its regex/json parser)")
     first, second = values
     spread = abs(second - first)
     relative = f" ({spread / abs(first):.2%})" if first else ""
     return Finding(
         "ok",
         "metric",
-        f"{first:.6g} then {second:.6g} on {where} ({champion[:7]}): differ by {spread:.3g}{relative}; "
+        f"{first:.6g} then {second:.6g} on {where}: differ by {spread:.3g}{relative}; "
         f"{seconds[0]:.2f}s and {seconds[1]:.2f}s (more noise figures: ratchet calibrate)",
     )
 
 
-__all__ = ["Finding", "diagnose"]
+def _guard(config: Config, guard: GuardSection, containment: Containment, folder: Path, log_dir: Path, where: str) -> Finding:
+    """Run one guard once on the champion: a guard that fails there fails every candidate."""
+    what = f"guard {guard.name}"
+
+    def run(containment: Containment, logs: Path) -> tuple[CommandResult, str]:
+        spec = CommandSpec(f"guard-{guard.name}", guard.command, guard.timeout or config.budget.experiment_timeout)
+        (result,) = LocalExecutor(containment).measure(Job(worktree=folder, commands=(spec,), log_dir=logs))
+        verdict = evaluate_guard(guard, result, None)
+        return result, "" if verdict.passed else verdict.reason
+
+    result, reason = run(containment, log_dir)
+    if not reason:
+        value = evaluate_guard(guard, result, None).value
+        said = f" (value {value:g})" if value is not None else ""
+        return Finding("ok", what, f"passes on {where}{said} in {result.seconds:.2f}s")
+    detail = f"fails on {where}: {reason}{'; ' + result.hint if result.hint else ''}{_last_words(result)}"
+    if containment.sandbox is not None and result.exit_code not in (None, 0):
+        _, outside = run(containment.without_sandbox(), log_dir / "outside-sandbox")
+        if not outside:
+            return Finding("fail", what, f"works outside the sandbox and fails inside it: {detail}", _sandbox_fix(result))
+    return Finding("fail", what, detail, f"run `{guard.command}` in a clean checkout of {where.split(' (')[0]} and fix it (logs in {log_dir})")
+
+
+def _sandbox_fix(result: CommandResult | None) -> str:
+    if result is not None and "[sandbox] readable" in result.hint:
+        return "the sandbox hides a path the command reads: " + result.hint.split("the sandbox hides ", 1)[-1]
+    if result is not None and result.hint:
+        return result.hint
+    return _SANDBOX_FIX
+
+
+def _last_words(result: CommandResult | None, lines: int = 3, limit: int = 300) -> str:
+    """The last lines the command printed, for the finding (its hint is said elsewhere)."""
+    if result is None:
+        return ""
+    text = "\n".join(line for line in result.tail(2000).splitlines() if line.strip() and not line.startswith("--- "))
+    tail = " | ".join(line.strip() for line in text.splitlines()[-lines:])
+    return f" — {tail[-limit:]}" if tail else ""
+
+
+def _harness_left_alone(config: Config, folder: Path) -> Finding:
+    """After the metric and the guards: a file they wrote into the harness would make a run
+    discard every candidate as tampered."""
+    harness = Globs(config.scope.harness)
+    changes = parse_porcelain(git(folder, "--no-optional-locks", "status", "--porcelain", "-z", "--no-renames", "-uall", "--ignored=matching"))
+    touched = [c.path for c in changes if c.status != "!!" and harness.matches(c.path)]
+    if touched:
+        return Finding(
+            "fail", "harness",
+            f"the metric or a guard writes {_names(touched)} into the harness: a run would call every candidate tampered",
+            "have the commands write outside [scope] harness (or list such build products in .gitignore)",
+        )  # fmt: skip
+    return Finding("ok", "harness", "the metric and the guards leave it as committed")
+
+
+__all__ = ["Finding", "diagnose", "run_blockers"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from typing import Mapping, Sequence
+import re
+from typing import Collection, Mapping, Sequence
 
 # Enough to find programs, speak the user's language, locate home and pick a GPU; nothing that
 # carries a credential. A trailing ``*`` matches a prefix.
@@ -72,4 +73,71 @@ def untrusted_env(
     return env
 
 
-__all__ = ["ALLOWLIST", "SECRET_PATTERNS", "looks_secret", "untrusted_env"]
+def dropped_variables(
+    allow: Sequence[str] = (), *, source: Mapping[str, str] | None = None, passed: Collection[str] = ()
+) -> dict[str, str]:
+    """The variables of ``source`` that :func:`untrusted_env` leaves out, each with why:
+    ``"not allowed"``, or ``"secret"`` when a wildcard of ``allow`` matched a secret-looking name."""
+    source = os.environ if source is None else source
+    kept = untrusted_env(None, allow, source=source)
+    dropped = {}
+    for name in source:
+        if name in kept or name in passed:
+            continue
+        dropped[name] = "secret" if _matches(name, allow) else "not allowed"
+    return dropped
+
+
+# Where an error names a variable as a variable: quoted (``KeyError: 'X'``, ``environ["X"]``,
+# ``getenv("X")``), expanded (``$X``, ``${X}``), or on a line that says so (``X: unbound
+# variable``, ``X is not set``, ``missing environment variable X``).
+_SAYS_VARIABLE = re.compile(r"environ|variable|\bnot set\b|\bunset\b|undefined|missing|KeyError|getenv|\benv\b", re.IGNORECASE)
+
+
+def dropped_variable_hint(
+    output: str,
+    allow: Sequence[str],
+    *,
+    section: str,
+    source: Mapping[str, str] | None = None,
+    passed: Collection[str] = (),
+) -> str | None:
+    """One line when a failed command's ``output`` names a variable that is in ``source``
+    (ratchet's environment) but that the allowlist kept from the command: which, and to add it
+    to ``section`` (``"[proposer] env"``, ``"[sandbox] env"``). Never the value. Else None.
+
+    ``allow``: the names the config passes; ``passed``: names ratchet set for the command."""
+    dropped = dropped_variables(allow, source=source, passed=passed)
+    named: list[str] = []
+    for name in dropped:
+        if len(name) < 2 or name in named or not re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", output):
+            continue
+        quoted = re.search(rf"""['"`]{re.escape(name)}['"`]|\$\{{?{re.escape(name)}\b""", output)
+        on_a_line = any(
+            _SAYS_VARIABLE.search(line) for line in output.splitlines() if re.search(rf"\b{re.escape(name)}\b", line)
+        )
+        if quoted or on_a_line:
+            named.append(name)
+    if not named:
+        return None
+    secret = [name for name in named if dropped[name] == "secret"]
+    plain = [name for name in named if dropped[name] != "secret"]
+    parts = []
+    if plain:
+        listed = ", ".join(plain)
+        quoted_names = ", ".join(f'"{name}"' for name in plain)
+        verb = "is" if len(plain) == 1 else "are"
+        parts.append(
+            f"{listed} {verb} set in ratchet's environment but not passed to the command (the environment is an "
+            f"allowlist): add {quoted_names} to {section}"
+        )
+    if secret:
+        listed = ", ".join(secret)
+        parts.append(
+            f"{listed} matched a wildcard in {section} but looks like a secret, which a wildcard never passes: "
+            f"name it exactly in {section}"
+        )
+    return "; ".join(parts)
+
+
+__all__ = ["ALLOWLIST", "SECRET_PATTERNS", "dropped_variable_hint", "dropped_variables", "looks_secret", "untrusted_env"]

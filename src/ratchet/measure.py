@@ -34,6 +34,9 @@ class CommandResult:
     # Processes the command left running after it ended (killed by ratchet); a command that
     # leaves any did not end cleanly, whatever its exit code.
     survivors: tuple[str, ...] = ()
+    # When a contained command failed and its output names the cause containment put there (a
+    # variable the allowlist dropped, a path the sandbox hides): one line naming the fix.
+    hint: str = ""
 
     @property
     def ok(self) -> bool:
@@ -41,13 +44,14 @@ class CommandResult:
 
     @property
     def problem(self) -> str:
-        """Why the command failed, in words: its exit code, or what it left running."""
+        """Why the command failed, in words: its exit code, or what it left running (and the hint)."""
+        hint = f"; {self.hint}" if self.hint else ""
         if not self.survivors:
-            return f"exited with {self.exit_code}"
+            return f"exited with {self.exit_code}{hint}"
         count = len(self.survivors)
         names = ", ".join(f"{self.survivors.count(n)} {n}" if self.survivors.count(n) > 1 else n for n in sorted(set(self.survivors)))
         exited = f"exited with {self.exit_code} and " if self.exit_code else ""
-        return f"{exited}left {count} process{'es' if count > 1 else ''} running after it ended ({names}); killed"
+        return f"{exited}left {count} process{'es' if count > 1 else ''} running after it ended ({names}); killed{hint}"
 
     def read(self, stream: str = "stdout") -> str:
         if stream == "both":

@@ -2,7 +2,10 @@
 
 Inside, the whole filesystem is read-only except the checkout the process works in, a private
 ``/tmp`` and the paths the config names; the repository's ``.git``, ratchet's ``.ratchet/``
-(ledger, other worktrees, logs) and the user's checkout are read-only; the network is cut
+(ledger, other worktrees, logs) and the user's checkout are read-only. The private ``/tmp``
+(and ``/dev/shm``) hide what the host keeps there, so what a command needs from there is put
+back read-only: the interpreter ratchet runs with (a virtualenv under ``/tmp``), the folders on
+``PATH``, the paths the command line names, and ``[sandbox] readable``. The network is cut
 unless allowed; and a fresh PID namespace means that everything the process started dies with
 it. A small shell wrapper inside runs the command, then lists what is still alive in the
 namespace on a pipe only ratchet reads, so that lingering processes are reported, not just
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -114,24 +119,56 @@ class Sandbox:
     # The target repository (its checkout and git folder): read-only inside, and put back
     # where the private /tmp would hide it (tests and some users keep repositories in /tmp).
     repository: tuple[Path, ...] = ()
+    # Read-only inside although the private /tmp would hide them: ``[sandbox] readable`` and
+    # the interpreter ratchet runs with (see :func:`interpreter_paths`).
+    readable: tuple[Path, ...] = ()
 
-    def argv(self, command: str, *, workdir: Path, writable: Sequence[Path] = ()) -> list[str]:
+    def argv(self, command: str, *, workdir: Path, writable: Sequence[Path] = (), path: str = "") -> list[str]:
         """The bwrap command line that runs ``command`` (through /bin/sh) in ``workdir``; its
-        standard input must be the write end of the report pipe."""
+        standard input must be the write end of the report pipe. ``path``: the command's PATH."""
         args = [self.bwrap, *_BASE]
         for device in gpu_devices():  # a fresh /dev has no GPU: bring the host's in
             args += ["--dev-bind-try", device, device]
         if not self.network:
             args.append("--unshare-net")
         args += ["--tmpfs", "/tmp"]
-        for path in self.repository:
-            if _under(path, Path("/tmp")):
-                args += ["--ro-bind", str(path), str(path)]
-        for path in (*self.writable, *writable):
-            args += ["--bind-try", str(path), str(path)]
+        writable = (*self.writable, *writable)
+        # Before the repository and the writable paths, which are mounted over them if nested.
+        for shown in self.revealed(command, workdir=workdir, writable=writable, path=path):
+            args += ["--ro-bind-try", str(shown), str(shown)]
+        for repo_path in self.repository:
+            if hidden(repo_path):
+                args += ["--ro-bind", str(repo_path), str(repo_path)]
+        for writable_path in writable:
+            args += ["--bind-try", str(writable_path), str(writable_path)]
         args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
         args += ["--", "/bin/sh", "-c", _WRAPPER, "ratchet-sandbox", command]
         return args
+
+    def revealed(self, command: str, *, workdir: Path, writable: Sequence[Path] = (), path: str = "") -> list[Path]:
+        """What the private /tmp would hide from ``command`` that it needs: put back read-only.
+
+        ``[sandbox] readable``, ratchet's interpreter, the folders on ``path`` and the paths the
+        command line names (with their symlinks' targets), each only where it exists, is hidden
+        and is not in the checkout, the repository or a writable path already.
+        """
+        named = [*self.readable, *(Path(entry) for entry in path.split(os.pathsep) if entry.startswith("/"))]
+        named += named_paths(command, path)
+        visible = (workdir, *self.repository, *writable)
+        folders: list[Path] = []
+        for candidate in named:
+            for bind in _bind_targets(candidate):
+                if hidden(bind) and not any(_under(bind, seen) for seen in visible):
+                    folders.append(bind)
+        return _outermost(folders)
+
+    def hides(self, path: Path, *, workdir: Path, writable: Sequence[Path] = (), command: str = "", env_path: str = "") -> bool:
+        """Whether ``path`` (which exists outside) is out of sight inside, for this command."""
+        if not hidden(path):
+            return False
+        shown = (workdir, *self.repository, *self.writable, *writable)
+        shown += tuple(self.revealed(command, workdir=workdir, writable=writable, path=env_path))
+        return not any(_under(path, folder) for folder in shown)
 
 
 @functools.cache
@@ -145,6 +182,100 @@ def gpu_devices() -> tuple[str, ...]:
 
 def _under(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
+
+
+# What the sandbox replaces with empty, private folders of its own (``--tmpfs /tmp``, and the
+# fresh /dev's /dev/shm): host paths under these are out of sight inside unless bound back.
+HIDDEN_ROOTS = (Path("/tmp"), Path("/dev/shm"))
+
+
+def hidden(path: Path) -> bool:
+    """Whether the sandbox hides ``path`` (unless bound back): under /tmp or /dev/shm."""
+    return any(_under(path, root) for root in HIDDEN_ROOTS)
+
+
+def interpreter_paths() -> tuple[Path, ...]:
+    """ratchet's own Python: its environment (a virtualenv's prefix), the base installation, and
+    the interpreter binary behind the venv's symlink. Commands that say ``python`` run it too."""
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path(sys.base_exec_prefix)}
+    if sys.executable:
+        paths.add(Path(os.path.realpath(sys.executable)))
+    return tuple(sorted(paths))
+
+
+# Tokens of a command line that name a path: a word, or the value of ``--opt=/path``.
+_ASSIGNED = re.compile(r"^[^=/]*=(?=/)")
+
+
+def named_paths(command: str, path: str = "") -> list[Path]:
+    """The absolute paths a command line names (``/tmp/tools/metric.sh``, ``--data=/tmp/d``),
+    and where its program is found on ``path`` (relative names are in the checkout, seen)."""
+    try:
+        words = shlex.split(command, comments=True)
+    except ValueError:  # an unbalanced quote: the shell will refuse it anyway
+        words = command.split()
+    out: list[Path] = []
+    for word in words:
+        word = _ASSIGNED.sub("", word)
+        if word.startswith("/"):
+            out.append(Path(word))
+    if words and "/" not in words[0] and (found := shutil.which(words[0], path=path or None)):
+        out.append(Path(found))
+    return out
+
+
+def _bind_targets(path: Path) -> list[Path]:
+    """What to bind so that ``path`` works inside: a file's folder (its neighbours are often
+    needed: a script's modules), a virtualenv's root for its ``bin``, the targets of symlinks;
+    never /tmp itself. Nothing when the path does not exist outside."""
+    out: list[Path] = []
+    for candidate in dict.fromkeys((path, Path(os.path.realpath(path)))):
+        if not candidate.exists():
+            continue
+        folder = candidate if candidate.is_dir() else candidate.parent
+        if folder.name == "bin" and ((folder.parent / "pyvenv.cfg").exists() or (folder.parent / "conda-meta").is_dir()):
+            folder = folder.parent  # the environment's site-packages and pyvenv.cfg come with it
+        if folder in HIDDEN_ROOTS or folder == Path("/"):
+            if candidate.is_dir():
+                continue  # all of /tmp: never
+            folder = candidate  # a file right in /tmp: that file only
+        out.append(folder)
+    return out
+
+
+def _outermost(paths: list[Path]) -> list[Path]:
+    """Each path once, dropping those inside another one of the list."""
+    out: list[Path] = []
+    for path in sorted(set(paths), key=lambda p: len(p.parts)):
+        if not any(_under(path, kept) for kept in out):
+            out.append(path)
+    return out
+
+
+# An absolute path under a hidden root, as it appears in error output ("No such file or
+# directory: '/tmp/data/x.csv'", "/bin/sh: 1: /tmp/v/bin/python3: not found").
+_HIDDEN_IN_OUTPUT = re.compile(r"(?<![\w.~-])((?:/tmp|/dev/shm)/[^\s'\"`:,;()\[\]{}<>|*?]+)")
+
+
+def hidden_path_hint(
+    output: str, sandbox: Sandbox, *, workdir: Path, writable: Sequence[Path] = (), command: str = "", env_path: str = ""
+) -> str | None:
+    """When a failed command's output names a path that exists outside the sandbox but is out of
+    sight inside, one line saying so and what to add to ``[sandbox] readable``; else None."""
+    found: list[Path] = []
+    for match in _HIDDEN_IN_OUTPUT.finditer(output):
+        path = Path(os.path.normpath(match.group(1).rstrip(".")))
+        if path not in found and path.exists() and sandbox.hides(path, workdir=workdir, writable=writable, command=command, env_path=env_path):
+            found.append(path)
+    if not found:
+        return None
+    folders = _outermost([target for path in found for target in _bind_targets(path)[:1]])
+    listed = ", ".join(str(path) for path in found[:3])
+    add = ", ".join(f'"{folder}"' for folder in folders[:3])
+    return (
+        f"the sandbox hides {listed} (it exists outside, but the sandbox's /tmp and /dev/shm are its own): "
+        f"add {add} to [sandbox] readable"
+    )
 
 
 def repository_paths(root: Path) -> tuple[Path, ...]:
@@ -185,4 +316,7 @@ def expand(paths: Sequence[str], base: Path) -> tuple[Path, ...]:
     return tuple(out)
 
 
-__all__ = ["INSTALL_HINT", "Probe", "Sandbox", "SandboxError", "expand", "probe", "repository_paths"]
+__all__ = [
+    "HIDDEN_ROOTS", "INSTALL_HINT", "Probe", "Sandbox", "SandboxError", "expand", "hidden", "hidden_path_hint",
+    "interpreter_paths", "named_paths", "probe", "repository_paths",
+]  # fmt: skip
