@@ -211,9 +211,10 @@ def test_y_scale(browser, tmp_path: Path):  # noqa: F811
     for flags in ((), ("--y-scale", "log")):
         scale, note, _ = drawn("b", *flags)
         assert scale == "linear" and "log scale" in note and "1 number is 0 or less" in note
-    png = tmp_path / "a.png"
+    png, linear = tmp_path / "a.png", tmp_path / "a-linear.png"
     assert run_cli(repo, "report", "a", "--png", "-o", str(png)).returncode == 0
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert run_cli(repo, "report", "a", "--png", "--y-scale", "linear", "-o", str(linear)).returncode == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.read_bytes() != linear.read_bytes()  # the PNG follows the scale too
     bad = run_cli(repo, "report", "a", "--y-scale", "steep")
     assert bad.returncode == 2 and bad.stderr == "ratchet: error: --y-scale: 'steep' is not one of auto, linear, log\n"
 

@@ -9,7 +9,7 @@ from ratchet.report.data import ExperimentRow, RunView, plotted, y_limits
 
 # Verdicts drawn as a cross under the axis when they left no number; the legend names them.
 FAILURES = ("crash", "timeout", "invalid", "tampered", "abandoned")
-FAILURE_LABEL = "crash, timeout, invalid, tampered (no number)"
+FAILURE_LABEL = "crash, timeout, invalid, tampered: no number"  # the report's legend says the same
 
 
 def write_png(view: RunView, output: Path, *, width: float = 10.0, height: float = 4.5, dpi: int = 120) -> None:
@@ -26,8 +26,13 @@ def write_png(view: RunView, output: Path, *, width: float = 10.0, height: float
     log = view.y_axis.scale == "log"
     figure, axes = plt.subplots(figsize=(width, height), dpi=dpi)
     try:
-        if log:
+        if log:  # ticks at 1, 2 and 5 of each decade, written plainly, as in the report
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
             axes.set_yscale("log")
+            axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axes.yaxis.set_minor_formatter(NullFormatter())
         faint = [r for r in points if r.verdict not in ("keep", "baseline")]
         axes.scatter(*_xy(faint), s=18, color="#8a94a3", alpha=0.35, label="discarded", zorder=2)
         kept = [r for r in points if r.verdict == "keep"]
