@@ -181,3 +181,17 @@ def test_calibrate_recommends_min_effect_as_the_config_reads_it(number_repo):
     percent = float(line.split('min_effect = "')[1].split('%"')[0])
     assert 3 < percent < 80, line  # 10% noise per measurement: a few to tens of percent, as a percentage
     assert "pairs" in result.stdout.split("to detect 12%")[1]
+
+
+def test_a_money_budget_stops_a_command_proposer_that_does_not_say_what_it_spent(number_repo):
+    config = NUMBER_CONFIG.replace('command = "true"', 'command = "echo 7 > value.txt"')
+    repo = number_repo(config.replace("[budget]\n", "[budget]\ncost_usd = 1\n"))
+    result = run_cli(repo, "run")
+    assert result.returncode == 1
+    assert "RATCHET_USAGE_FILE" in result.stderr and "cost_usd" in result.stderr, result.stderr
+    # Saying it costs nothing is enough: the budget is then kept honestly.
+    paid = config.replace('command = "echo 7 > value.txt"', """command = 'echo 7 > value.txt; echo "{\\"cost_usd\\": 0.25}" > "$RATCHET_USAGE_FILE"'""")
+    other = number_repo(paid.replace("[budget]\n", "[budget]\ncost_usd = 1\n"), name="paid")
+    result = run_cli(other, "run")
+    assert result.returncode == 0, result.stderr
+    assert "money budget spent" in result.stdout

@@ -36,7 +36,7 @@ def create_proposer(config: Config, root: Path | None = None) -> Proposer:
     if isinstance(section, CommandProposerSection):
         from ratchet.proposers.command import CommandProposer
 
-        return CommandProposer(section, sandbox=config.sandbox, root=root)
+        return CommandProposer(section, sandbox=config.sandbox, root=root, money_budget=config.budget.cost_usd is not None)
     # Context commands run the champion's code: contained like a measurement.
     context = None
     if getattr(section, "context_commands", None):

@@ -50,7 +50,7 @@ from ratchet.proposers.base import (
     ProposerError,
     Usage,
 )
-from ratchet.proposers.command import CommandProposer, read_usage_file
+from ratchet.proposers.command import CommandProposer, last_line, read_usage_file
 
 if TYPE_CHECKING:
     from ratchet.containment import Containment
@@ -298,7 +298,7 @@ class AgentProposer(CommandProposer):
             env=list(self.preset.env if section.env is None else section.env),
             writable=list(self.preset.writable if section.writable is None else section.writable),
         )
-        super().__init__(command, sandbox=sandbox, root=root)
+        super().__init__(command, sandbox=sandbox, root=root, money_budget=money_budget)
         self.context_runner = ContextRunner(section.context_commands, section.max_output_chars, containment=context_containment)
         self.templates: Templates | None = None
 
@@ -372,7 +372,7 @@ class AgentProposer(CommandProposer):
             raise ProposerError(f"the {self.section.preset} agent reported an error: {report.error[:300]}", usage=usage)
         message = report.message.strip().splitlines()[0] if report.message.strip() else ""
         if not message:
-            _, message = super().read_output(result, usage_file)
+            message = last_line(result.read("stdout"))
         return usage, message
 
     def _spent(self, report: AgentReport, usage_file: Path) -> tuple[Usage | None, str]:

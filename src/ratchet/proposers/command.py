@@ -15,7 +15,7 @@ from pathlib import Path
 from ratchet.config import CommandProposerSection, SandboxSection
 from ratchet.containment import Containment
 from ratchet.measure import CommandResult, run_command
-from ratchet.proposers.base import Proposal, ProposalContext, Proposer, ProposerError, Usage
+from ratchet.proposers.base import FatalProposerError, Proposal, ProposalContext, Proposer, ProposerError, Usage
 from ratchet.proposers.brief import render_brief
 
 
@@ -25,8 +25,13 @@ class CommandProposer(Proposer):
     # How the program runs: sandboxed, with the environment allowlist (None: as ratchet runs).
     containment: Containment | None = None
 
-    def __init__(self, config: CommandProposerSection, sandbox: SandboxSection | None = None, root: Path | None = None) -> None:
+    def __init__(
+        self, config: CommandProposerSection, sandbox: SandboxSection | None = None, root: Path | None = None,
+        money_budget: bool = False,
+    ) -> None:  # fmt: skip
         self.config = config
+        # With a [budget] cost_usd, a program that does not say what it spent would count as free.
+        self.money_budget = money_budget
         self.command = config.command
         self.timeout = config.timeout
         if sandbox is not None:
@@ -45,7 +50,15 @@ class CommandProposer(Proposer):
 
     def read_output(self, result: CommandResult, usage_file: Path) -> tuple[Usage | None, str]:
         """What the program spent (from $RATCHET_USAGE_FILE, if it wrote one) and its last words."""
-        return read_usage_file(usage_file), _last_line(result.read("stdout"))
+        usage = read_usage_file(usage_file)
+        if self.money_budget and not _states_cost(usage_file):
+            raise FatalProposerError(
+                'a [budget] cost_usd needs the proposer command to write what it spent to $RATCHET_USAGE_FILE '
+                '(JSON: {"cost_usd": 0.0123, "tokens_in": .., "tokens_out": ..}; 0 when it costs nothing); '
+                "it wrote no cost_usd, so the budget could not be kept",
+                usage=usage,
+            )
+        return usage, last_line(result.read("stdout"))
 
     def mend(self, context: ProposalContext) -> Proposal | None:
         """Run the program again on the failed candidate, with the guard's output in the brief."""
@@ -111,7 +124,7 @@ class CommandProposer(Proposer):
             # The hint (a dropped variable, a path the sandbox hides) says what its traceback cannot.
             hint = f"; {result.hint}" if result.hint else ""
             raise ProposerError(
-                f"the proposer command failed (exit {result.exit_code}): {_last_line(result.tail(400))}{hint}", usage=usage
+                f"the proposer command failed (exit {result.exit_code}): {last_line(result.tail(400))}{hint}", usage=usage
             )
         hypothesis = ""
         if hypothesis_file.exists():
@@ -133,6 +146,14 @@ def read_usage_file(path: Path) -> Usage | None:
         return None
 
 
+def _states_cost(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+        return isinstance(data, dict) and isinstance(data.get("cost_usd"), (int, float))
+    except (OSError, ValueError):
+        return False
+
+
 def _only_regular_files(folder: Path) -> None:
     # What the program left there is read by ratchet: a FIFO would hang it, a symlink would
     # have it read a file of the program's choosing.
@@ -145,6 +166,7 @@ def _only_regular_files(folder: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-blank line of ``text``, stripped ("" when none)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
