@@ -6,13 +6,18 @@ Three ways of running one measurement command, timed end to end (spawn, wait, lo
 - contained:  the sandbox off, everything else on (limits, process cgroup, output pump,
               environment allowlist, leftover scan);
 - sandboxed:  bubblewrap around it as well (read-only root, private /tmp, new PID, network,
-              IPC and UTS namespaces).
+              IPC and UTS namespaces);
+- +binds:     sandboxed, with what the private /tmp hides bound back in: ratchet's interpreter,
+              a virtualenv under /tmp first on PATH, a folder under /tmp the command names.
 
-Blocks of the three alternate so that drifts in the machine's load hit all of them alike.
+Blocks of the ways alternate so that drifts in the machine's load hit all of them alike.
 
     python benchmarks/sandbox_overhead.py [--runs 200] [--blocks 5] [--processes 512]
+    python benchmarks/sandbox_overhead.py --bytecode "import json" [--runs 20]
 
-(--processes adds a fourth way: contained, with the process limit's pids cgroup.)
+(--processes adds a way: contained, with the process limit's pids cgroup. --bytecode times
+`python3 -c CODE` as a measurement, its bytecode cache private to the command (as measurements
+run) against Python's usual __pycache__: what compiling the imports afresh costs.)
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from ratchet.config import SandboxSection
 from ratchet.containment import Containment
 from ratchet.limits import Limits, cgroup_support
 from ratchet.measure import run_command
-from ratchet.sandbox import Sandbox, probe
+from ratchet.sandbox import Sandbox, interpreter_paths, probe
 
 
 def main() -> None:
@@ -37,7 +42,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="measurements per block")
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--processes", type=int, default=None, help="also time [sandbox] processes = N (a pids cgroup)")
+    parser.add_argument("--bytecode", metavar="CODE", help="time python3 -c CODE with and without the private bytecode cache")
     args = parser.parse_args()
+    if args.bytecode:
+        return bytecode(args.bytecode, args.runs, args.blocks)
     found = probe()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -48,13 +56,26 @@ def main() -> None:
             "plain": lambda prefix: run_command("true", cwd=workdir, timeout=30, log_prefix=prefix),
             "contained": Containment(None, limits).run,
         }
+        command = {name: "true" for name in ways}
+        env: dict[str, dict[str, str] | None] = {name: None for name in ways}
         if found.usable:
             assert found.bwrap is not None
             ways["sandboxed"] = Containment(Sandbox(found.bwrap, repository=(workdir,)), limits).run
+            command["sandboxed"], env["sandboxed"] = "true", None
+            venv, tools = root / "venv", root / "tools"
+            (venv / "bin").mkdir(parents=True)
+            (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+            tools.mkdir()
+            (tools / "data").write_text("1\n")
+            box = Sandbox(found.bwrap, repository=(workdir,), readable=interpreter_paths())
+            ways["+binds"] = Containment(box, limits).run
+            command["+binds"] = f"true {tools}/data"
+            env["+binds"] = {"PATH": f"{venv}/bin:/usr/bin:/bin"}
         else:
             print(f"no sandbox here ({found.reason}): timing the other two only")
         if args.processes:
             ways["+processes"] = Containment(None, Limits(processes=args.processes)).run
+            command["+processes"], env["+processes"] = "true", None
         times: dict[str, list[float]] = {name: [] for name in ways}
         for block in range(args.blocks):
             for name, way in ways.items():
@@ -64,7 +85,7 @@ def main() -> None:
                     if name == "plain":
                         result = way(prefix)
                     else:
-                        result = way("true", cwd=workdir, timeout=30, log_prefix=prefix)
+                        result = way(command[name], cwd=workdir, timeout=30, log_prefix=prefix, env=env[name])
                     times[name].append(time.perf_counter() - started)
                     assert result.ok, (name, result.read("stderr"))
     print(f"{platform.node()}: {platform.processor() or platform.machine()}, Python {platform.python_version()}, {found.version or 'no bwrap'}")
@@ -76,8 +97,37 @@ def main() -> None:
     if "sandboxed" in times:
         extra = statistics.median(times["sandboxed"]) - statistics.median(times["contained"])
         print(f"\nbwrap adds {extra * 1000:.2f} ms per measurement (median sandboxed - median contained)")
+        extra = statistics.median(times["+binds"]) - statistics.median(times["sandboxed"])
+        print(f"binding back what /tmp hides adds {extra * 1000:.2f} ms (median +binds - median sandboxed)")
     extra = statistics.median(times["contained"]) - statistics.median(times["plain"])
     print(f"containment without bwrap adds {extra * 1000:.2f} ms (median contained - median plain)")
+
+
+def bytecode(code: str, runs: int, blocks: int) -> None:
+    """A measurement's ``python3 -c CODE``: private bytecode cache (as run) against the usual one."""
+    found = probe()
+    box = Sandbox(found.bwrap, readable=interpreter_paths()) if found.usable and found.bwrap else None
+    command = f"python3 -c '{code}'"
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp) / "repo"
+        workdir.mkdir()
+        ways = {
+            "usual": Containment(box, Limits()),
+            "private": Containment(box, Limits(), private_bytecode=True),
+        }
+        times: dict[str, list[float]] = {name: [] for name in ways}
+        for _ in range(blocks):
+            for name, containment in ways.items():
+                for i in range(runs):
+                    started = time.perf_counter()
+                    result = containment.run(command, cwd=workdir, timeout=120, log_prefix=Path(tmp) / "logs" / f"{name}-{i}")
+                    times[name].append(time.perf_counter() - started)
+                    assert result.ok, (name, result.read("stderr"))
+    print(f"{platform.node()}: Python {platform.python_version()}, {'sandboxed' if box else 'no sandbox'}; {blocks} x {runs} runs of {command}")
+    for name, values in times.items():
+        print(f"{name:<8} median {statistics.median(values) * 1000:8.1f} ms")
+    extra = statistics.median(times["private"]) - statistics.median(times["usual"])
+    print(f"a private bytecode cache adds {extra * 1000:.1f} ms per command (median private - median usual)")
 
 
 if __name__ == "__main__":

@@ -424,6 +424,13 @@ def test_measurements_leave_no_bytecode_and_read_none_from_the_checkout(checkout
     assert proposer.environment()["PYTHONDONTWRITEBYTECODE"] == "1" and "PYTHONPYCACHEPREFIX" not in proposer.environment()
 
 
+def test_a_bytecode_cache_passed_on_purpose_is_kept(checkout, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "cache"))
+    contained = Containment(sandbox=None, limits=Limits(), allow_env=("PYTHONPYCACHEPREFIX",), private_bytecode=True)
+    result = run(contained, f"{sys.executable} -c 'import sys; print(sys.pycache_prefix)'", checkout)
+    assert result.read() == f"{tmp_path / 'cache'}\n"
+
+
 HARNESS_TESTS = {
     "tests/test_value.py": """\
         import pathlib
