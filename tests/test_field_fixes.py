@@ -129,7 +129,7 @@ def test_a_failed_baseline_leaves_no_branch_and_the_next_run_starts_fresh(number
 def test_run_exit_codes_say_why_it_stopped(number_repo):
     assert run_cli(number_repo(), "run", "-n", "1").returncode == 0  # the budget ended
     # Every candidate makes the metric command crash (value.txt no longer holds a number).
-    crashing = NUMBER_CONFIG.replace('command = "true"', 'command = "echo boom > value.txt"')
+    crashing = NUMBER_CONFIG.replace('command = "true"', 'command = "echo boom$RATCHET_EXPERIMENT > value.txt"')
     crashing = crashing.replace("[budget]\n", "[budget]\nmax_consecutive_crashes = 2\n")
     result = run_cli(number_repo(crashing, name="crashes"), "run")
     assert "2 experiments in a row crashed or failed" in result.stdout, result.stdout + result.stderr
@@ -195,3 +195,10 @@ def test_a_money_budget_stops_a_command_proposer_that_does_not_say_what_it_spent
     result = run_cli(other, "run")
     assert result.returncode == 0, result.stderr
     assert "money budget spent" in result.stdout
+
+
+def test_a_proposer_stuck_on_one_change_stops_the_run(number_repo):
+    stuck = NUMBER_CONFIG.replace('command = "true"', 'command = "echo 12 > value.txt"').replace("iterations = 5", "iterations = 50")
+    result = run_cli(number_repo(stuck.replace("[budget]\n", "[budget]\nmax_consecutive_crashes = 3\n")), "run")
+    assert result.returncode == 4, result.stdout
+    assert result.stdout.count("the same change as experiment #1") == 3

@@ -122,7 +122,7 @@ def test_tools_describe_themselves(number_repo):
         assert tool.annotations is not None and tool.annotations.open_world_hint is False
     assert tools["try"].annotations.destructive_hint is True and tools["try"].annotations.read_only_hint is False
     assert all(tools[name].annotations.read_only_hint is True for name in TOOLS - {"try"})
-    assert set(tools["try"].input_schema["properties"]) == {"hypothesis", "patch"}
+    assert set(tools["try"].input_schema["properties"]) == {"hypothesis", "patch", "again"}
 
 
 def test_try_refused_while_a_run_holds_the_lock(number_repo):

@@ -167,7 +167,7 @@ def test_a_patch_file(number_repo, tmp_path: Path):
     broken = tmp_path / "broken.diff"
     broken.write_text("--- a/value.txt\n+++ b/value.txt\n@@ -1 +1 @@\n-99\n+1\n")
     rejected = run_cli(repo, "try", "-m", "does not apply", "--patch", str(broken))
-    assert rejected.returncode == 2 and "does not apply" in rejected.stdout
+    assert rejected.returncode == 2 and "does not apply" in rejected.stderr  # refused before any ledger row
 
 
 def test_the_holdout_never_shows(number_repo):

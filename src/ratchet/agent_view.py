@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel
 
 from ratchet.config import Config
-from ratchet.experiment import Experiment, Verdict
+from ratchet.experiment import Experiment, Verdict, measured_count
 from ratchet.ledger import LEDGER_FILE, Ledger
 from ratchet.loop import run_lock_holder
 from ratchet.proposers.base import ProposalContext
@@ -70,7 +70,7 @@ class RunStatus(BaseModel):
     champion_commit: str | None
     champion_experiment: int | None
     baseline: float | None
-    experiments: int
+    experiments: int  # measured: the baseline, abandoned experiments and the one in flight aside
     counts: dict[str, int]
     last: ExperimentRow | None
 
@@ -235,7 +235,7 @@ class RunView:
             champion_commit=(champion.commit or champion.parent_commit) if champion else None,
             champion_experiment=champion.id if champion else None,
             baseline=baseline.metric if baseline else None,
-            experiments=len(table),
+            experiments=measured_count(experiments),  # the baseline, abandoned ones and the one in flight aside
             counts=counts,
             last=table[-1] if table else None,
         )

@@ -20,7 +20,7 @@ from ratchet import __version__
 from ratchet.budget import hms
 from ratchet.config import ConfigError
 from ratchet.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
-from ratchet.experiment import Experiment, Verdict
+from ratchet.experiment import Experiment, Verdict, measured_count
 from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
 from ratchet.loop import Loop, RunError, run_lock_holder
 from ratchet.project import Project, ProjectError
@@ -209,8 +209,8 @@ def _status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, A
         "direction": info.direction,
         "active": running is not None,
         "pid": running,
-        "experiments": len(experiments),
-        "measured": sum(1 for e in experiments if e.verdict and e.verdict.counts_as_iteration),
+        "experiments": measured_count(experiments),  # the one count: the report's and the budget's
+        "measured": measured_count(experiments),
         "counts": counts,
         "baseline": baseline.metric if baseline else None,
         "champion": champion.metric if champion else None,
@@ -269,7 +269,7 @@ def status(run: RunOption = None, as_json: JsonOption = False) -> None:
         + (f", {change}" if change else "")
     )
     counts = ", ".join(f"{n} {v}" for v, n in sorted(data["counts"].items()))
-    out.print(f"experiments: {data['experiments']} ({counts})")
+    out.print(f"experiments: {data['experiments']} measured, besides the baseline ({counts})")
     budget = data["budget"]
     iterations = f"{data['measured']}/{budget['iterations']}" if budget["iterations"] is not None else str(data["measured"])
     wall = hms(data["wall_spent_s"]) + (f"/{hms(budget['wall_s'])}" if budget["wall_s"] else "")

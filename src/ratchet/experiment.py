@@ -184,3 +184,9 @@ class Experiment:
             "hardware": self.hardware,
             "state": self.state,
         }
+
+
+def measured_count(experiments: "list[Experiment] | tuple[Experiment, ...]") -> int:
+    """How many experiments a run has measured, the one count every view shows (and the budget
+    spends): not the baseline, not abandoned or running ones."""
+    return sum(1 for e in experiments if e.verdict is not None and e.verdict.counts_as_iteration)

@@ -650,8 +650,8 @@ class Loop:
                 (log_dir / "proposal.diff").write_text(candidate.diff, errors="surrogateescape")
             experiment.extra["change_id"] = change_id = self.workspace.change_id(candidate)
             if proposer.refuses_repeats and not proposal.again and (earlier := _measured_before(state, change_id)):
-                reason = (
-                    f"the same change as experiment #{earlier.id} on this champion ({earlier.verdict}); "
+                reason = (  # "proposer:": a proposer stuck on one change counts toward the failures-in-a-row stop
+                    f"proposer: the same change as experiment #{earlier.id} on this champion ({earlier.verdict}); "
                     "not measured again (`ratchet try --again` re-measures a change on purpose)"
                 )
                 return self._finish(ledger, experiment, Decision(Verdict.INVALID, reason), None, candidate), proposal
@@ -1097,14 +1097,16 @@ def confirmation(config: Config, baseline: list[float], champion: list[float]) -
             return -math.expm1(-d) if direction == "minimize" else math.expm1(d)
 
         gain, low_gain, high_gain = (as_gain(v) for v in (mean, low, high))
-        shown = f"{abs(gain):.2%} {better if gain >= 0 else 'worse'} (95% CI {low_gain:+.2%} .. {high_gain:+.2%} better)"
+        shown = f"{abs(gain):.2%} {better if gain >= 0 else 'worse'}"
+        interval = f" (95% CI {low_gain:+.2%} .. {high_gain:+.2%} better)"
     else:
         gain, low_gain, high_gain = mean, low, high
-        shown = f"{abs(gain):.6g} {better if gain >= 0 else 'worse'} (95% CI {low_gain:+.6g} .. {high_gain:+.6g} better)"
-    summary = (
-        f"Confirmed: the champion's {config.metric.name} is {shown} than the baseline's, "
-        f"over {len(diffs)} pair{'s' if len(diffs) > 1 else ''}"
-    )
+        shown = f"{abs(gain):.6g} {better if gain >= 0 else 'worse'}"
+        interval = f" (95% CI {low_gain:+.6g} .. {high_gain:+.6g} better)"
+    # One pair has no spread to build an interval on: say so rather than print a zero-width one.
+    shown += interval if len(diffs) > 1 else ""
+    pairs = f"over {len(diffs)} pairs" if len(diffs) > 1 else "over 1 pair, no interval"
+    summary = f"Confirmed: the champion's {config.metric.name} is {shown} than the baseline's, {pairs}"
     return {
         "pairs": len(diffs), "scale": "log" if log_scale else "absolute", "gain": gain, "ci_low": low_gain,
         "ci_high": high_gain, "baseline_samples": baseline, "champion_samples": champion, "summary": summary,

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ratchet.experiment import Experiment, Verdict
+from ratchet.experiment import Experiment, Verdict, measured_count
 from ratchet.ledger import Ledger, RunInfo
 from ratchet.loop import run_lock_holder
 from ratchet.measure import read_tail
@@ -169,7 +169,7 @@ class RunView:
 
 def experiment_count(experiments: list[Experiment]) -> int:
     """Experiments measured, as the budget counts them: not the baseline, abandoned or running ones."""
-    return sum(1 for e in experiments if e.verdict is not None and e.verdict.counts_as_iteration)
+    return measured_count(experiments)
 
 
 def run_view(root: Path, ledger: Ledger, info: RunInfo, *, diffs: bool = True, y_scale: str = "auto") -> RunView:
