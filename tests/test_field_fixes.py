@@ -202,3 +202,18 @@ def test_a_proposer_stuck_on_one_change_stops_the_run(number_repo):
     result = run_cli(number_repo(stuck.replace("[budget]\n", "[budget]\nmax_consecutive_crashes = 3\n")), "run")
     assert result.returncode == 4, result.stdout
     assert result.stdout.count("the same change as experiment #1") == 3
+
+
+def test_run_refuses_a_harness_glob_that_matches_nothing(number_repo):
+    repo = number_repo(NUMBER_CONFIG.replace('harness = ["bench.py"]', 'harness = ["bench.py", "tset/**"]'))
+    result = run_cli(repo, "run")
+    assert result.returncode == 1
+    assert "['tset/**'] matches no file committed at HEAD" in result.stderr and "harness = []" in result.stderr
+    assert sh(repo, "git", "branch", "--list", "ratchet/*") == ""  # refused before anything was made
+    # Written on purpose, an empty harness runs (no warning); left out, it runs with a warning.
+    explicit = number_repo(NUMBER_CONFIG.replace('harness = ["bench.py"]', "harness = []"), name="explicit")
+    result = run_cli(explicit, "run", "-n", "1")
+    assert result.returncode == 0 and "no [scope] harness" not in result.stdout + result.stderr
+    implicit = number_repo(NUMBER_CONFIG.replace('harness = ["bench.py"]\n', ""), name="implicit")
+    result = run_cli(implicit, "run", "-n", "1")
+    assert result.returncode == 0 and "no [scope] harness" in result.stdout + result.stderr

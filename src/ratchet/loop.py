@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 from ratchet.budget import Budget, Progress
 from ratchet.config import Config
+from ratchet.doctor import run_blockers
 from ratchet.executors import CommandSpec, Executor, Job, LocalExecutor
 from ratchet.experiment import Experiment, GuardResult, Verdict, guard_failures
 from ratchet.hardware import fingerprint, hardware_info
@@ -323,13 +324,15 @@ class Loop:
                 f"choose another [run] name or delete the branch (git branch -D {ws.branch})"
             )
         head = ws.user_head()
-        files = ws.tracked_files(head, cwd=self.repo_root)
-        scope_files = self.scope.select(files)
-        if not scope_files:
-            raise RunError(f"the scope {list(self.scope.globs)} matches no file committed at HEAD ({head[:7]})")
-        both = [path for path in scope_files if self.harness.matches(path)]
-        if both:
-            raise RunError(f"{both[0]} is in both the mutable scope and the harness; a file can only be one")
+        # What `ratchet doctor` fails on without running a command stops the run here too:
+        # a scope or harness glob that matches nothing would otherwise protect nothing, silently.
+        for finding in run_blockers(self.config, self.repo_root):
+            raise RunError(f"{finding.what}: {finding.detail}; {finding.fix}")
+        if not self.config.scope.harness and "harness" not in self.config.scope.model_fields_set:
+            self.display.warning(
+                "no [scope] harness: nothing checks that a candidate leaves the measurement alone "
+                "(list the files the metric depends on, or write harness = [] to run without on purpose)"
+            )
         for path in ws.uncommitted_in_user_checkout():
             self.display.warning(f"{path} has uncommitted changes; the run starts from HEAD ({head[:7]}) without them")
         # The ledger row comes first: a kill before the branch exists is repaired by resume.

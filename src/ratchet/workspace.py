@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -221,8 +222,10 @@ class Workspace:
     def remove_run(self, base_commit: str) -> None:
         """Remove the candidate worktree and the run branch of a run that never measured its
         baseline (nothing was kept: the branch is still at ``base_commit``)."""
-        if (self.worktree / ".git").exists():
-            git(self.repo_root, "worktree", "remove", "--force", str(self.worktree), check=False)
+        if self.worktree.exists():
+            # Twice --force: a worktree left locked or half-made by a kill is removed too.
+            git(self.repo_root, "worktree", "remove", "--force", "--force", str(self.worktree), check=False)
+            shutil.rmtree(self.worktree, ignore_errors=True)
         git(self.repo_root, "worktree", "prune", check=False)
         tip = git(self.repo_root, "rev-parse", "--verify", "--quiet", f"refs/heads/{self.branch}", check=False).strip()
         if tip and tip == base_commit:
