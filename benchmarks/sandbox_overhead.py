@@ -13,11 +13,8 @@ Three ways of running one measurement command, timed end to end (spawn, wait, lo
 Blocks of the ways alternate so that drifts in the machine's load hit all of them alike.
 
     python benchmarks/sandbox_overhead.py [--runs 200] [--blocks 5] [--processes 512]
-    python benchmarks/sandbox_overhead.py --bytecode "import json" [--runs 20]
 
-(--processes adds a way: contained, with the process limit's pids cgroup. --bytecode times
-`python3 -c CODE` as a measurement, its bytecode cache private to the command (as measurements
-run) against Python's usual __pycache__: what compiling the imports afresh costs.)
+(--processes adds a way: contained, with the process limit's pids cgroup.)
 """
 
 from __future__ import annotations
@@ -42,10 +39,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="measurements per block")
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--processes", type=int, default=None, help="also time [sandbox] processes = N (a pids cgroup)")
-    parser.add_argument("--bytecode", metavar="CODE", help="time python3 -c CODE with and without the private bytecode cache")
     args = parser.parse_args()
-    if args.bytecode:
-        return bytecode(args.bytecode, args.runs, args.blocks)
     found = probe()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -101,33 +95,6 @@ def main() -> None:
         print(f"binding back what /tmp hides adds {extra * 1000:.2f} ms (median +binds - median sandboxed)")
     extra = statistics.median(times["contained"]) - statistics.median(times["plain"])
     print(f"containment without bwrap adds {extra * 1000:.2f} ms (median contained - median plain)")
-
-
-def bytecode(code: str, runs: int, blocks: int) -> None:
-    """A measurement's ``python3 -c CODE``: private bytecode cache (as run) against the usual one."""
-    found = probe()
-    box = Sandbox(found.bwrap, readable=interpreter_paths()) if found.usable and found.bwrap else None
-    command = f"python3 -c '{code}'"
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp) / "repo"
-        workdir.mkdir()
-        ways = {
-            "usual": Containment(box, Limits()),
-            "private": Containment(box, Limits(), private_bytecode=True),
-        }
-        times: dict[str, list[float]] = {name: [] for name in ways}
-        for _ in range(blocks):
-            for name, containment in ways.items():
-                for i in range(runs):
-                    started = time.perf_counter()
-                    result = containment.run(command, cwd=workdir, timeout=120, log_prefix=Path(tmp) / "logs" / f"{name}-{i}")
-                    times[name].append(time.perf_counter() - started)
-                    assert result.ok, (name, result.read("stderr"))
-    print(f"{platform.node()}: Python {platform.python_version()}, {'sandboxed' if box else 'no sandbox'}; {blocks} x {runs} runs of {command}")
-    for name, values in times.items():
-        print(f"{name:<8} median {statistics.median(values) * 1000:8.1f} ms")
-    extra = statistics.median(times["private"]) - statistics.median(times["usual"])
-    print(f"a private bytecode cache adds {extra * 1000:.1f} ms per command (median private - median usual)")
 
 
 if __name__ == "__main__":

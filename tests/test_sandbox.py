@@ -392,43 +392,97 @@ def test_scripts_under_tmp_run_in_the_sandbox(number_repo, tmp_path):
 # ---------------------------------------------------------------- bytecode
 
 
-def test_measurements_leave_no_bytecode_and_read_none_from_the_checkout(checkout, tmp_path, sandbox_required):
-    """A .pyc beside a module (its source's size and mtime forged) is what Python loads; a
-    measurement reads none from the checkout and writes none there."""
+def _plant_bytecode(module: Path, planted: str) -> None:
+    """A .pyc of ``planted`` beside ``module``, forged to match the source's size and mtime,
+    the only checks Python makes before loading it instead of the source."""
+    import importlib.util
     import py_compile
 
+    source = module.read_text()
+    assert len(planted) == len(source)
+    forged = module.parent / "forged.tmp"
+    forged.write_text(planted)
+    stat = module.stat()
+    os.utime(forged, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    py_compile.compile(str(forged), cfile=importlib.util.cache_from_source(str(module)), doraise=True)
+    forged.unlink()
+
+
+def test_measurements_write_no_bytecode_and_load_none_planted(checkout, sandbox_required):
     module = checkout / "mod.py"
-    module.write_text("VALUE = 'planted'\n")
-    stamp = module.stat().st_mtime_ns
-    py_compile.compile(str(module), doraise=True)
-    module.write_text("VALUE = 'source!'\n")  # same size
-    os.utime(module, ns=(stamp, stamp))
-    command = f"{sys.executable} -c 'import mod; print(mod.VALUE)'"
-    plain = subprocess.run(command, shell=True, cwd=checkout, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
-    assert plain.stdout == "planted\n"  # the attack is real
-    shutil.rmtree(checkout / "__pycache__")
-    (checkout / "mod.py").write_text("VALUE = 'planted'\n")
-    os.utime(module, ns=(stamp, stamp))
-    py_compile.compile(str(module), doraise=True)
-    planted = sorted(p.name for p in (checkout / "__pycache__").iterdir())
     module.write_text("VALUE = 'source!'\n")
-    os.utime(module, ns=(stamp, stamp))
     (checkout / "other.py").write_text("X = 1\n")
+    command = f"{sys.executable} -c 'import mod, other; print(mod.VALUE)'"
+    _plant_bytecode(module, "VALUE = 'planted'\n")
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    plain = subprocess.run(command, shell=True, cwd=checkout, capture_output=True, text=True, env=clean_env)
+    assert plain.stdout == "planted\n"  # the attack is real
     for sandboxed in (True, False):
+        shutil.rmtree(checkout / "__pycache__", ignore_errors=True)
+        _plant_bytecode(module, "VALUE = 'planted'\n")
         box = Sandbox(probe().bwrap or "bwrap") if sandboxed else None
-        containment = Containment(sandbox=box, limits=Limits(), private_bytecode=True)
-        result = run(containment, f"{sys.executable} -c 'import mod, other; print(mod.VALUE)'", checkout)
+        result = run(Containment(sandbox=box, limits=Limits(), bytecode_folders=(".",)), command, checkout)
         assert result.read() == "source!\n", (sandboxed, result.read("stderr"))
-        assert sorted(p.name for p in (checkout / "__pycache__").iterdir()) == planted  # nothing new
-    proposer = Containment(sandbox=None, limits=Limits())
-    assert proposer.environment()["PYTHONDONTWRITEBYTECODE"] == "1" and "PYTHONPYCACHEPREFIX" not in proposer.environment()
+        assert not (checkout / "__pycache__").exists()  # removed, and none written
+    assert Containment(sandbox=None, limits=Limits()).environment()["PYTHONDONTWRITEBYTECODE"] == "1"
 
 
-def test_a_bytecode_cache_passed_on_purpose_is_kept(checkout, monkeypatch, tmp_path):
-    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "cache"))
-    contained = Containment(sandbox=None, limits=Limits(), allow_env=("PYTHONPYCACHEPREFIX",), private_bytecode=True)
-    result = run(contained, f"{sys.executable} -c 'import sys; print(sys.pycache_prefix)'", checkout)
-    assert result.read() == f"{tmp_path / 'cache'}\n"
+def test_module_folders_and_drop_bytecode(tmp_path):
+    from ratchet.containment import drop_bytecode, module_folders
+
+    files = {"bench.py": "", "pkg/a.py": "", "pkg/data.txt": "", "kept/c.py": "", "kept/__pycache__/c.cpython-311.pyc": ""}
+    repo = make_repo(tmp_path / "repo", files)
+    assert module_folders(repo) == (".", "pkg")  # kept/ commits its bytecode: git's to watch
+    assert module_folders(tmp_path / "not-a-repo") == ()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("x")
+    (repo / "__pycache__").symlink_to(outside)
+    (repo / "pkg" / "__pycache__").mkdir()
+    (repo / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_text("x")
+    drop_bytecode(repo, module_folders(repo))
+    assert not (repo / "__pycache__").is_symlink() and (outside / "precious").exists()  # unlinked, not followed
+    assert not (repo / "pkg" / "__pycache__").exists()
+    assert (repo / "kept" / "__pycache__" / "c.cpython-311.pyc").exists()
+    # A module folder a candidate replaced with a symlink leads nowhere outside.
+    (outside / "__pycache__").mkdir()
+    shutil.rmtree(repo / "pkg")
+    (repo / "pkg").symlink_to(outside)
+    drop_bytecode(repo, ["pkg"])
+    assert (outside / "__pycache__").is_dir()
+
+
+PLANT = """\
+import importlib.util, os, pathlib, py_compile
+# The candidate: a better number that the guard refuses, and the guard's rules rewritten as
+# bytecode that .gitignore hides from the tamper check.
+pathlib.Path("value.txt").write_text("-5\\n")
+source = pathlib.Path("rules.py")
+evil = "def ok(value):\\n    return True\\n"
+evil += "#" * (len(source.read_text()) - len(evil) - 1) + "\\n"
+forged = pathlib.Path("forged.tmp")
+forged.write_text(evil)
+stat = source.stat()
+os.utime(forged, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+py_compile.compile(str(forged), cfile=importlib.util.cache_from_source(str(source.resolve())), doraise=True)
+forged.unlink()
+"""
+
+
+def test_bytecode_planted_beside_a_harness_module_is_not_loaded(number_repo):
+    files = {
+        ".gitignore": "__pycache__/\n",
+        "rules.py": "def ok(value):\n    return value > 0  # a number, not a count\n",
+        "check.py": "import pathlib, sys, rules\nsys.exit(0 if rules.ok(float(pathlib.Path('value.txt').read_text())) else 1)\n",
+        "plant.py": PLANT,
+    }
+    config = _config("auto").replace('harness = ["bench.py"]', 'harness = ["bench.py", "rules.py", "check.py"]')
+    config = config.replace('command = "true"', 'command = "{python} plant.py"')
+    config += '\n[[guards]]\nname = "rules"\ncommand = "{python} check.py"\n'
+    repo = number_repo(config, files=files)
+    result = run_cli(repo, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "#1   discard   number=-5" in result.stdout and "rules" in result.stdout, result.stdout
 
 
 HARNESS_TESTS = {

@@ -26,10 +26,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Mapping, Sequence
 
 from ratchet.config import Config, SandboxSection
@@ -37,13 +36,11 @@ from ratchet.environment import dropped_variable_hint, untrusted_env
 from ratchet.limits import Cgroup, Limits
 from ratchet.measure import TERM_GRACE_SECONDS, CommandResult, read_tail, wait_for_exit
 from ratchet.sandbox import Sandbox, SandboxError, expand, hidden_path_hint, interpreter_paths, probe, repository_paths
+from ratchet.workspace import GitError, git
 
 # After the command and everything it left are killed, how long the pipes get to reach EOF.
 DRAIN_SECONDS = 2.0
 _READ = 1024 * 1024
-# Where a measurement's Python keeps bytecode: in the sandbox, its private /tmp (gone when the
-# command ends); without the sandbox, a fresh folder per command, removed after it.
-SANDBOX_PYCACHE = "/tmp/ratchet-pycache"
 # How much of a failed command's output is searched for the cause (a dropped variable, a path
 # the sandbox hides).
 HINT_BYTES = 8000
@@ -61,12 +58,14 @@ class Containment:
     # Where the config names what ``allow_env`` passes, for the hint when a command fails for
     # want of a variable the allowlist dropped.
     env_setting: str = "[sandbox] env"
-    # Measurements read no bytecode from the checkout: Python caches it in a private folder
-    # (PYTHONPYCACHEPREFIX) that dies with the command, so a .pyc a candidate planted beside a
-    # harness module is never loaded, even where .gitignore hides it from the tamper check.
-    # The price: Python compiles what it imports afresh (stdlib and site-packages included).
-    # A PYTHONPYCACHEPREFIX passed on purpose ([sandbox] env) is kept: read-only inside.
-    private_bytecode: bool = False
+    # Folders of the checkout (relative: the committed Python modules' folders) whose
+    # __pycache__ is removed before each command. Honest commands write none (no bytecode is
+    # written, see environment()), so one found there was planted, by a proposer or an earlier
+    # command, and Python would load it instead of the module's source: a harness module
+    # rewritten behind the tamper check's back (which .gitignore'd __pycache__ folders pass).
+    # A private PYTHONPYCACHEPREFIX would do the same, but Python would then compile all the
+    # standard library and site-packages it imports afresh: 0.2 to 1 s per command.
+    bytecode_folders: tuple[str, ...] = ()
 
     @classmethod
     def for_measurements(cls, config: Config, repo_root: Path) -> "Containment":
@@ -77,7 +76,7 @@ class Containment:
             allow_env=tuple(section.env),
             warning=sandbox_warning(section),
             env_setting="[sandbox] env",
-            private_bytecode=True,
+            bytecode_folders=module_folders(repo_root),
         )
 
     @classmethod
@@ -100,8 +99,6 @@ class Containment:
         # No __pycache__ written into the checkout: in the harness it would be a change (the
         # candidate "tampered"), and honest commands must leave none there.
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-        if self.private_bytecode and self.sandbox is not None:
-            env.setdefault("PYTHONPYCACHEPREFIX", SANDBOX_PYCACHE)
         return env
 
     def without_sandbox(self) -> "Containment":
@@ -124,15 +121,8 @@ class Containment:
         A failed command's result carries a ``hint`` when its output names a variable the
         allowlist dropped or a path the sandbox hides."""
         environment = self.environment(env)
-        pycache = None
-        if self.private_bytecode and self.sandbox is None and "PYTHONPYCACHEPREFIX" not in environment:
-            pycache = tempfile.mkdtemp(prefix="ratchet-pycache-")
-            environment["PYTHONPYCACHEPREFIX"] = pycache
-        try:
-            result = _run(self, command, cwd, timeout, log_prefix, environment, should_abandon, tuple(writable))
-        finally:
-            if pycache is not None:
-                shutil.rmtree(pycache, ignore_errors=True)
+        drop_bytecode(cwd, self.bytecode_folders)
+        result = _run(self, command, cwd, timeout, log_prefix, environment, should_abandon, tuple(writable))
         if result.exit_code in (None, 0):
             return result
         hint = self.failure_hint(result, cwd=cwd, writable=tuple(writable), path=environment.get("PATH", ""), extra=env)
@@ -152,6 +142,35 @@ class Containment:
             if shown:
                 hints.append(shown)
         return "; ".join(hints)
+
+
+def module_folders(repo_root: Path) -> tuple[str, ...]:
+    """The folders of the Python modules committed in ``repo_root`` (read when the run starts),
+    but those whose __pycache__ is committed too: it is then the project's own, in git's care."""
+    try:
+        files = git(repo_root, "ls-files", "-z").split("\0")
+    except (GitError, OSError):
+        return ()
+    committed_caches = {PurePosixPath(path).parent.parent for path in files if PurePosixPath(path).parent.name == "__pycache__"}
+    folders = {PurePosixPath(path).parent for path in files if path.endswith(".py")} - committed_caches
+    return tuple(sorted(str(folder) for folder in folders))
+
+
+def drop_bytecode(checkout: Path, folders: Sequence[str]) -> None:
+    """Remove ``<folder>/__pycache__`` in ``checkout`` for each folder (a symlink is unlinked,
+    never followed; nothing is touched through a folder a candidate turned into a symlink)."""
+    root = os.path.realpath(checkout)
+    for folder in folders:
+        cache = checkout / folder / "__pycache__"
+        if os.path.realpath(cache.parent) != os.path.normpath(os.path.join(root, folder)):
+            continue  # a symlink on the way: it would lead out of the checkout
+        try:
+            if cache.is_symlink():
+                cache.unlink()
+            elif cache.is_dir():
+                shutil.rmtree(cache, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _sandbox(section: SandboxSection, repo_root: Path, *, network: bool, writable: tuple[Path, ...]) -> Sandbox | None:
