@@ -581,17 +581,19 @@ def test_doctor_says_the_sandbox_hides_a_path(number_repo, tmp_path, sandbox_req
     data.mkdir()
     (data / "value").write_text("10\n")
     bench = f"import pathlib\nprint('metric:', float(pathlib.Path({str(data / 'value')!r}).read_text()))\n"
-    repo = number_repo(_config("auto"), files={"bench.py": bench})
+    config = _config("auto") + '\n[[guards]]\nname = "reads"\ncommand = "{python} bench.py"\n'
+    repo = number_repo(config, files={"bench.py": bench})
     result = run_cli(repo, "doctor")
     assert result.returncode == 1
     out = result.stdout
     assert "fail metric: on HEAD" in out and "works outside the sandbox (10) and fails inside it" in out, out
-    assert f'the sandbox hides a path the command reads: {data / "value"}' in out
-    assert f'add "{data}" to [sandbox] readable' in out
-    assert "by hand" not in out
+    assert "fail guard reads: on HEAD" in out and "works outside the sandbox and fails inside it" in out, out
+    assert out.count(f'the sandbox hides a path the command reads: {data / "value"}') == 2
+    assert out.count(f'add "{data}" to [sandbox] readable') == 2
+    assert "by hand" not in out and "2 checks failed" in result.stderr
     (repo / "ratchet.toml").write_text((repo / "ratchet.toml").read_text().replace('mode = "auto"', f'mode = "auto"\nreadable = ["{data}"]'))
     result = run_cli(repo, "doctor")
-    assert result.returncode == 0 and "ok   metric: 10 then 10" in result.stdout, result.stdout
+    assert result.returncode == 0 and "ok   metric: 10 then 10" in result.stdout and "ok   guard reads" in result.stdout, result.stdout
 
 
 def test_doctor_fails_a_guard_that_writes_into_the_harness(number_repo):

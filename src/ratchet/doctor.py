@@ -249,7 +249,7 @@ def _metric(root: Path, config: Config, containment: Containment, folder: Path, 
             values.append(sampler.candidate())
             seconds.append(time.monotonic() - started)
     except MeasurementFailed as exc:
-        detail = exc.failure.reason + _last_words(exc.result)
+        detail = exc.failure.reason + _last_words(exc.result, lines=1)
         if containment.sandbox is not None and exc.result is not None:
             # Is it the sandbox? The same command, limits and environment, outside it, once.
             outside = _sampler(config, containment.without_sandbox(), root, folder, log_dir / "outside-sandbox", champion)
@@ -258,6 +258,7 @@ def _metric(root: Path, config: Config, containment: Containment, folder: Path, 
             except MeasurementFailed:
                 pass
             else:
+                detail = detail.replace(f"; {exc.result.hint}", "")  # the fix says it
                 return Finding(
                     "fail", "metric",
                     f"on {where}, works outside the sandbox ({value:.6g}) and fails inside it: {detail}; logs in {log_dir}",
@@ -290,11 +291,12 @@ def _guard(config: Config, guard: GuardSection, containment: Containment, folder
         value = evaluate_guard(guard, result, None).value
         said = f" (value {value:g})" if value is not None else ""
         return Finding("ok", what, f"passes on {where}{said} in {result.seconds:.2f}s")
-    detail = f"fails on {where}: {reason}{'; ' + result.hint if result.hint else ''}{_last_words(result)}"
     if containment.sandbox is not None and result.exit_code not in (None, 0):
         _, outside = run(containment.without_sandbox(), log_dir / "outside-sandbox")
         if not outside:
-            return Finding("fail", what, f"works outside the sandbox and fails inside it: {detail}", _sandbox_fix(result))
+            detail = f"on {where}, works outside the sandbox and fails inside it: {reason}{_last_words(result)}"
+            return Finding("fail", what, detail, _sandbox_fix(result))
+    detail = f"fails on {where}: {reason}{'; ' + result.hint if result.hint else ''}{_last_words(result)}"
     return Finding("fail", what, detail, f"run `{guard.command}` in a clean checkout of {where.split(' (')[0]} and fix it (logs in {log_dir})")
 
 
@@ -310,8 +312,9 @@ def _last_words(result: CommandResult | None, lines: int = 3, limit: int = 300) 
     """The last lines the command printed, for the finding (its hint is said elsewhere)."""
     if result is None:
         return ""
-    text = "\n".join(line for line in result.tail(2000).splitlines() if line.strip() and not line.startswith("--- "))
-    tail = " | ".join(line.strip() for line in text.splitlines()[-lines:])
+    # Not the stream headers of tail(), nor a traceback's ^^^^ markers.
+    kept = [line.strip() for line in result.tail(2000).splitlines() if line.strip().strip("^~ ") and not line.startswith("--- ")]
+    tail = " | ".join(kept[-lines:])
     return f" — {tail[-limit:]}" if tail else ""
 
 
