@@ -25,7 +25,7 @@ from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
 from ratchet.loop import Loop, RunError, run_lock_holder
 from ratchet.project import Project, ProjectError
 from ratchet.report.terminal import VERDICT_STYLE, format_change, format_metric, make_display
-from ratchet.scaffold import ScaffoldError, write_starter_files
+from ratchet.scaffold import ScaffoldError, recipes, write_recipe, write_starter_files
 from ratchet.workspace import STATE_DIR, GitError, WorkspaceError, git
 
 app = typer.Typer(
@@ -96,9 +96,26 @@ def _project(config: Path | None = None) -> Project:
 def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     agent: Annotated[Optional[str], typer.Option("--agent", help="Also write a coding agent's glue: claude, codex or generic (rules for the agent, MCP config).")] = None,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", help="Start from a recipe: its ratchet.toml, program.md and harness skeleton, every choice commented (--list-recipes names them).")] = None,
+    list_recipes: Annotated[bool, typer.Option("--list-recipes", help="List the recipes (what each is for, its metric, which proposer fits) and exit.")] = False,
 ) -> None:
-    """Write a commented ratchet.toml and a program.md brief; keep .ratchet/ out of git."""
+    """Write a commented ratchet.toml and a program.md brief (or a recipe's files); keep .ratchet/ out of git."""
+    if list_recipes:
+        for found in recipes():
+            out.print(f"{found.name:<14} {found.title}", markup=False, highlight=False)
+            out.print(f"{'':<14} metric: {found.metric}; proposer: {found.proposer}; one experiment: {found.experiment_time}", markup=False, highlight=False)
+        out.print("\nratchet init --recipe NAME writes its files here; ratchet demo --example NAME runs its complete example.", markup=False)
+        return
     project = _project()
+    if recipe is not None:
+        try:
+            written = write_recipe(project.root, recipe, force=force)
+        except ScaffoldError as exc:
+            raise _fail(str(exc), 2) from None
+        for path in written:
+            out.print(f"wrote {path}", markup=False)
+        out.print(f"Read the comments in ratchet.toml (and examples/{recipe}/README.md), point them at your project, then: ratchet doctor && ratchet run", markup=False)
+        return
     if agent is not None:
         from ratchet.agent_glue import write_agent_files
 
