@@ -352,6 +352,35 @@ def test_revealed_binds_what_is_hidden_never_all_of_tmp(tmp_path):
         loose.unlink()
 
 
+def test_hidden_path_hint(tmp_path):
+    from ratchet.sandbox import hidden_path_hint
+
+    data, repo, venv = tmp_path / "data", tmp_path / "repo", tmp_path / "v"
+    for folder in (data, repo, venv / "bin"):
+        folder.mkdir(parents=True)
+    (data / "train.csv").write_text("1\n")
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "bin" / "python3").write_text("")
+    (repo / "bench.py").write_text("")
+    box = Sandbox("bwrap", repository=(repo,))
+
+    def hint(output: str, **kw: object) -> str | None:
+        return hidden_path_hint(output, box, workdir=repo, **kw)  # type: ignore[arg-type]
+
+    said = hint(f"FileNotFoundError: [Errno 2] No such file or directory: '{data}/train.csv'")
+    assert said == (
+        f"the sandbox hides {data}/train.csv (it exists outside, but the sandbox's /tmp and /dev/shm are its own): "
+        f'add "{data}" to [sandbox] readable'
+    )
+    assert f'add "{venv}" to' in (hint(f"/bin/sh: 1: {venv}/bin/python3: not found") or "")
+    # Named without "not found" (a test runner's own tmp path), in the checkout, bound because
+    # the command names it, or missing outside too: no hint.
+    assert hint(f"wrote {data}/train.csv") is None
+    assert hint(f"No such file or directory: '{repo}/bench.py'") is None
+    assert hint(f"No such file or directory: '{data}/train.csv'", command=f"cat {data}/train.csv") is None
+    assert hint(f"No such file or directory: '{tmp_path}/nothing'") is None
+
+
 def test_readable_refuses_all_of_tmp():
     from ratchet.config import ConfigError, SandboxSection
 

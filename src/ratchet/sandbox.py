@@ -255,6 +255,9 @@ def _outermost(paths: list[Path]) -> list[Path]:
 # An absolute path under a hidden root, as it appears in error output ("No such file or
 # directory: '/tmp/data/x.csv'", "/bin/sh: 1: /tmp/v/bin/python3: not found").
 _HIDDEN_IN_OUTPUT = re.compile(r"(?<![\w.~-])((?:/tmp|/dev/shm)/[^\s'\"`:,;()\[\]{}<>|*?]+)")
+# ... on a line that says it was not found: a path the command made in its own /tmp (a test
+# runner's tmp_path) may exist outside by chance, and is no clue when named otherwise.
+_NOT_FOUND = re.compile(r"no such file|not found|does not exist|cannot (?:open|access|find)|can't open|ENOENT", re.IGNORECASE)
 
 
 def hidden_path_hint(
@@ -263,10 +266,13 @@ def hidden_path_hint(
     """When a failed command's output names a path that exists outside the sandbox but is out of
     sight inside, one line saying so and what to add to ``[sandbox] readable``; else None."""
     found: list[Path] = []
-    for match in _HIDDEN_IN_OUTPUT.finditer(output):
-        path = Path(os.path.normpath(match.group(1).rstrip(".")))
-        if path not in found and path.exists() and sandbox.hides(path, workdir=workdir, writable=writable, command=command, env_path=env_path):
-            found.append(path)
+    for line in output.splitlines():
+        if not _NOT_FOUND.search(line):
+            continue
+        for match in _HIDDEN_IN_OUTPUT.finditer(line):
+            path = Path(os.path.normpath(match.group(1).rstrip(".")))
+            if path not in found and path.exists() and sandbox.hides(path, workdir=workdir, writable=writable, command=command, env_path=env_path):
+                found.append(path)
     if not found:
         return None
     folders = _outermost([target for path in found for target in _bind_targets(path)[:1]])
