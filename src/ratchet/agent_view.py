@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel
 
 from ratchet.config import Config
-from ratchet.experiment import Experiment, Verdict, measured_count
+from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import LEDGER_FILE, Ledger
 from ratchet.loop import run_lock_holder
 from ratchet.proposers.base import ProposalContext
@@ -73,6 +73,7 @@ class RunStatus(BaseModel):
     experiments: int  # measured: the baseline, abandoned experiments and the one in flight aside
     counts: dict[str, int]
     last: ExperimentRow | None
+    pending_reviews: list[int] = []  # would-be keeps waiting for a person (`ratchet review`)
 
 
 # ---------------------------------------------------------------- the cut
@@ -238,6 +239,7 @@ class RunView:
             experiments=measured_count(experiments),  # the baseline, abandoned ones and the one in flight aside
             counts=counts,
             last=table[-1] if table else None,
+            pending_reviews=[item.experiment.id for item in pending_reviews(experiments)],
         )
 
     def history(self, last: int | None = None) -> list[ExperimentRow]:

@@ -20,11 +20,12 @@ from ratchet import __version__
 from ratchet.budget import hms
 from ratchet.config import ConfigError
 from ratchet.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
-from ratchet.experiment import Experiment, Verdict, measured_count
+from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
 from ratchet.loop import Loop, RunError, run_lock_holder
 from ratchet.project import Project, ProjectError
 from ratchet.report.terminal import VERDICT_STYLE, format_change, format_metric, make_display
+from ratchet.review import Reviewer, ReviewError, diff_of
 from ratchet.scaffold import ScaffoldError, recipes, write_recipe, write_starter_files
 from ratchet.workspace import STATE_DIR, GitError, WorkspaceError, git
 
@@ -243,6 +244,7 @@ def _status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, A
             "cost_usd": budget.get("cost_usd"),
         },
         "last": experiments[-1].to_json() if experiments else None,
+        "pending_reviews": [{"id": item.experiment.id, "why": item.why, "branch": item.branch} for item in pending_reviews(experiments)],
         # The champion's holdout, from the baseline through each keep: a trend going the wrong
         # way while the metric improves is overfitting.
         "holdout_trend": [
@@ -305,6 +307,9 @@ def status(run: RunOption = None, as_json: JsonOption = False) -> None:
         out.print(f"holdout (champions): {trend}")
     if data["confirmation"]:
         out.print(data["confirmation"]["summary"], markup=False)
+    if data["pending_reviews"]:
+        waiting = ", ".join(f"#{item['id']} ({item['why']})" for item in data["pending_reviews"])
+        out.print(f"waiting for review: {waiting} — ratchet review", markup=False)
     if data["last"]:
         last = data["last"]
         out.print(f"last: #{last['id']} {last['verdict'] or 'running'} — {last['hypothesis']}", markup=False)
@@ -560,6 +565,77 @@ def calibrate(
         else:
             shown = f"{needed} pairs (within this run's max_pairs = {v.max_pairs})"
         out.print(f"to detect {effect} with power {power:.0%}: {shown}", markup=False)
+
+
+review_app = typer.Typer(
+    help="The review queue: would-be keeps that [review] sends to a person. Without a subcommand: list them.",
+    no_args_is_help=False,
+    rich_markup_mode=None,
+)
+app.add_typer(review_app, name="review")
+
+ReviewId = Annotated[int, typer.Argument(metavar="EXPERIMENT", help="The held experiment's id (ratchet review lists them).")]
+
+
+def _reviewer(config: Path | None) -> Reviewer:
+    project = _project(config)
+    try:
+        return Reviewer(project.root, project.config(), display=make_display(err))
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+@review_app.callback(invoke_without_command=True)
+def review(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List the would-be keeps waiting for a person: why they wait, their figures and diffs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    reviewer = _reviewer(config)
+    queue = reviewer.queue()
+    if as_json:
+        items = [{**item.experiment.to_json(), "branch": item.branch, "review_commit": item.commit, "why": item.why, "diff": diff_of(reviewer.root, item)} for item in queue]
+        out.print(json.dumps(items, indent=1), markup=False)
+        return
+    if not queue:
+        out.print(f"Nothing waits for review in run {reviewer.run!r}.", markup=False)
+        return
+    for item in queue:
+        e = item.experiment
+        out.print(f"#{e.id}  {format_metric(e.metric)}  {' '.join(e.hypothesis.split())}", markup=False)
+        out.print(f"     waits because {item.why}; held on {item.branch}", markup=False)
+        out.print(f"     verdict then: {e.reason}", markup=False)
+        out.print(Syntax(diff_of(reviewer.root, item), "diff", theme="ansi_dark", background_color="default"))
+    out.print("ratchet review approve ID (re-measured against the champion of now) | ratchet review reject ID -m WHY", markup=False)
+
+
+@review_app.command("approve", cls=_Command)
+def review_approve(experiment_id: ReviewId, config: ConfigOption = None) -> None:
+    """Measure the held change against the current champion under the run's verdict policy; keep it only if it still wins.
+
+    Exit 0 kept; 1 not kept (no longer better, or stale: it does not apply to the champion any
+    more); 3 nothing was done (not waiting, a run holds the lock).
+    """
+    try:
+        result = _reviewer(config).approve(experiment_id)
+    except ReviewError as exc:
+        raise _fail(str(exc), 3) from None
+    out.print(f"#{result.id} {result.verdict}: {result.reason}", markup=False)
+    if result.verdict is not Verdict.KEEP:
+        raise typer.Exit(1)
+
+
+@review_app.command("reject", cls=_Command)
+def review_reject(
+    experiment_id: ReviewId,
+    message: Annotated[str, typer.Option("--message", "-m", help="Why, for the ledger.")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Reject a held change: it never joins the run branch; the ledger keeps why."""
+    try:
+        _reviewer(config).reject(experiment_id, message)
+    except ReviewError as exc:
+        raise _fail(str(exc), 3) from None
+    out.print(f"#{experiment_id} rejected" + (f": {message}" if message else ""), markup=False)
 
 
 @app.command()

@@ -298,6 +298,27 @@ class VerdictSection(_Section):
     seed: int = 0
 
 
+class ReviewSection(_Section):
+    """Would-be keeps a person must approve before they join the run branch (the review queue)."""
+
+    # Globs (like [scope]): a would-be keep that changes any of these paths waits for review.
+    paths: list[str] = []
+    # "guard:NAME": a would-be keep that fails only these guards waits for review instead of
+    # being discarded (a policy check a person may overrule).
+    when: list[str] = []
+
+    @field_validator("when")
+    @classmethod
+    def _guard_triggers(cls, triggers: list[str]) -> list[str]:
+        for trigger in triggers:
+            if not trigger.startswith("guard:") or not trigger[len("guard:") :].strip():
+                raise ValueError(f"{trigger!r} is not a trigger; write \"guard:NAME\" for a [[guards]] name")
+        return triggers
+
+    def guards(self) -> set[str]:
+        return {trigger[len("guard:") :].strip() for trigger in self.when}
+
+
 class HoldoutSection(Parser):
     """A metric the proposer never sees, measured for every would-be keep."""
 
@@ -562,6 +583,7 @@ class Config(_Section):
     metric: MetricSection
     guards: list[GuardSection] = []
     holdout: HoldoutSection | None = None
+    review: ReviewSection = ReviewSection()
     verdict: VerdictSection = VerdictSection()
     budget: BudgetSection = BudgetSection()
     proposer: ProposerSection
@@ -573,6 +595,9 @@ class Config(_Section):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"guard names must be unique (repeated: {', '.join(duplicates)})")
+        unknown = sorted(self.review.guards() - set(names))
+        if unknown:
+            raise ValueError(f"review.when names no [[guards]] called {', '.join(unknown)}")
         return self
 
     def metric_timeout(self) -> float:

@@ -25,6 +25,11 @@ class Verdict(str, enum.Enum):
     TAMPERED = "tampered"
     OVERFIT = "overfit"  # the metric improved but the holdout got worse beyond its bound
     ABANDONED = "abandoned"
+    # A would-be keep touching what a person must approve ([review]): held on a branch of its
+    # own, not built upon; `ratchet review approve` re-measures it against the champion of then.
+    NEEDS_REVIEW = "needs-review"
+    # An approved review whose change no longer applies to the champion that moved meanwhile.
+    STALE = "stale"
 
     def __str__(self) -> str:
         return self.value
@@ -190,3 +195,23 @@ def measured_count(experiments: "list[Experiment] | tuple[Experiment, ...]") -> 
     """How many experiments a run has measured, the one count every view shows (and the budget
     spends): not the baseline, not abandoned or running ones."""
     return sum(1 for e in experiments if e.verdict is not None and e.verdict.counts_as_iteration)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A would-be keep waiting for a person ([review]): where it is held and why."""
+
+    experiment: Experiment
+    branch: str
+    commit: str
+    why: str
+
+
+def pending_reviews(experiments: "list[Experiment] | tuple[Experiment, ...]") -> list[Pending]:
+    """The held candidates still waiting for `ratchet review approve` or `reject`, oldest first."""
+    out = []
+    for e in experiments:
+        review = e.extra.get("review") or {}
+        if e.verdict is Verdict.NEEDS_REVIEW and review.get("state") == "pending":
+            out.append(Pending(e, review["branch"], review["commit"], review.get("why", "")))
+    return out

@@ -268,7 +268,7 @@ class Loop:
         self.display.finish(summary)
         return summary
 
-    def try_proposal(self, proposal: Proposal) -> Experiment:
+    def try_proposal(self, proposal: Proposal, kind: str = "try") -> Experiment:
         """One experiment with a proposal made elsewhere (``ratchet try``, the MCP server).
 
         The same steps as the loop's (scope check, the run's verdict policy, keep or discard,
@@ -288,7 +288,7 @@ class Loop:
                         state = self._baseline(ledger, info, interrupts)
                         self._know_noise(ledger, state, interrupts)
                         self.display.champion_is(state.baseline_metric, state.champion_metric)
-                        experiment, _ = self._experiment(ledger, _Given(proposal), state, interrupts)
+                        experiment, _ = self._experiment(ledger, _Given(proposal, kind), state, interrupts)
                 finally:
                     ledger.touch_session(session)
                 return experiment
@@ -648,6 +648,10 @@ class Loop:
                 candidate = self.workspace.materialize(proposal, log_dir / "proposal.patch", state.champion)
             except ScopeViolation as exc:
                 verdict = Verdict.TAMPERED if isinstance(exc, GitTampered) else Verdict.INVALID
+                if proposal.review_of is not None and "does not apply" in str(exc):
+                    # The champion moved since the review was asked for, and the change conflicts.
+                    reason = f"the change of experiment #{proposal.review_of} no longer applies to the champion: {exc}"
+                    return self._finish(ledger, experiment, Decision(Verdict.STALE, reason)), proposal
                 return self._finish(ledger, experiment, Decision(verdict, f"rejected before measuring: {exc}")), proposal
             if candidate.diff is not None:
                 (log_dir / "proposal.diff").write_text(candidate.diff, errors="surrogateescape")
@@ -664,6 +668,8 @@ class Loop:
                     ledger, proposer, context, experiment, state, interrupts, decision, leftovers, candidate
                 )
             if decision.verdict is Verdict.KEEP:
+                if proposal.review_of is None and (why := self._review_needed(experiment, candidate)):
+                    return self._hold(ledger, experiment, decision, candidate, leftovers, state, why), proposal
                 return self._keep(ledger, experiment, decision, candidate, leftovers, state), proposal
             return self._finish(ledger, experiment, decision, leftovers, candidate), proposal
         except GitError as exc:
@@ -898,6 +904,11 @@ class Loop:
             if tampered := leftovers.tampered(self.harness):
                 return Decision(Verdict.TAMPERED, f"harness changed during the guards: {', '.join(tampered)}"), leftovers
             decision = self.policy.decide(state.champion_metric, experiment.metric, experiment.guards)
+            failed = [guard.name for guard in experiment.guards if not guard.passed]
+            if decision.verdict is not Verdict.KEEP and failed and set(failed) <= self.config.review.guards():
+                # Only guards that [review] when lets a person overrule failed: held, not thrown away.
+                experiment.extra["review_because"] = f"guard {', '.join(failed)} failed"
+                decision = Decision(Verdict.KEEP, judgement.decision.reason)
             if decision.verdict is not Verdict.KEEP:
                 return decision, leftovers
         if self.config.holdout is not None:
@@ -968,6 +979,29 @@ class Loop:
         experiment.state = "done"
         ledger.update(experiment)
         return experiment
+
+    def _review_needed(self, experiment: Experiment, candidate: Candidate) -> str:
+        """Why a would-be keep must wait for a person ([review]), or "" when it need not."""
+        reasons = []
+        if self.config.review.paths:
+            touched = Globs(self.config.review.paths).select(list(candidate.paths))
+            if touched:
+                reasons.append(f"it changes {', '.join(touched[:5])} ([review] paths)")
+        if because := experiment.extra.get("review_because"):
+            reasons.append(f"{because} ([review] when)")
+        return "; ".join(reasons)
+
+    def _hold(
+        self, ledger: Ledger, experiment: Experiment, decision: Decision, candidate: Candidate, leftovers: Leftovers,
+        state: _State, why: str,
+    ) -> Experiment:  # fmt: skip
+        """A would-be keep a person must approve: committed on a review branch of its own (the run
+        branch does not move, later candidates do not build on it) and recorded as needs-review."""
+        branch = review_branch(self.run_name, experiment.id)
+        commit = self.workspace.hold(candidate, self._commit_message(experiment, state), branch, state.champion)
+        experiment.extra["review"] = {"state": "pending", "branch": branch, "commit": commit, "why": why}
+        held = Decision(Verdict.NEEDS_REVIEW, f"{decision.reason}; waits for review: {why} (ratchet review)")
+        return self._finish(ledger, experiment, held, leftovers, candidate)
 
     def _commit_message(self, experiment: Experiment, state: _State) -> str:
         metric = self.config.metric.name
@@ -1061,6 +1095,12 @@ class Loop:
         )
 
 
+def review_branch(run: str, experiment_id: int) -> str:
+    """Where a held candidate waits. Not under ``ratchet/<run>/``: git cannot have a branch
+    ``ratchet/<run>`` and branches below it at once."""
+    return f"ratchet-review/{run}/{experiment_id}"
+
+
 def _measured_before(state: _State, change_id: str) -> Experiment | None:
     """The last experiment that measured this very change on the current champion, if any."""
     for earlier in reversed(state.history):
@@ -1077,8 +1117,9 @@ class _Given(Proposer):
     kind = "try"
     refuses_repeats = True
 
-    def __init__(self, proposal: Proposal) -> None:
+    def __init__(self, proposal: Proposal, kind: str = "try") -> None:
         self.proposal = proposal
+        self.kind = kind
 
     def propose(self, context: ProposalContext) -> Proposal:
         return self.proposal

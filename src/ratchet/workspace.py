@@ -456,6 +456,21 @@ class Workspace:
         self.cleanup(leftovers, candidate)  # drop what the measurement left behind
         return sha
 
+    def hold(self, candidate: Candidate, message: str, branch: str, champion: str) -> str:
+        """Commit the candidate on ``branch`` (on top of ``champion``) without moving the run
+        branch: a would-be keep waiting for a person's review. Returns the commit; the
+        worktree is left as it was (the caller discards the candidate)."""
+        env = {**self.identity_env(), "GIT_INDEX_FILE": str(self.state_dir / f"review-{self.run}.index")}
+        try:
+            git(self.worktree, "read-tree", champion, env=env)
+            git(self.worktree, "add", "-A", "--", *candidate.paths, env=env)
+            tree = git(self.worktree, "write-tree", env=env).strip()
+        finally:
+            Path(env["GIT_INDEX_FILE"]).unlink(missing_ok=True)
+        commit = git(self.worktree, "commit-tree", tree, "-p", champion, "-m", message, env=env).strip()
+        git(self.repo_root, "update-ref", f"refs/heads/{branch}", commit)
+        return commit
+
     def _branch_tip(self) -> str:
         # A commit always leaves a loose ref; reading it saves a git process per keep.
         ref = self._common_dir() / "refs" / "heads" / self.branch

@@ -70,6 +70,9 @@ class Proposal:
     # Measure it even when the ledger already holds the same change for this champion
     # (`ratchet try --again`): otherwise a repeat is refused, so no lucky draw can be re-rolled.
     again: bool = False
+    # The held experiment a person approved (`ratchet review approve`): measured against the
+    # champion of now, not held again; a patch that no longer applies is `stale`.
+    review_of: int | None = None
 
     def __post_init__(self) -> None:
         forms = sum([bool(self.edits), self.patch is not None, self.in_place])

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ratchet.experiment import Experiment, Verdict, measured_count
+from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import Ledger, RunInfo
 from ratchet.loop import run_lock_holder
 from ratchet.measure import read_tail
@@ -139,6 +139,17 @@ class YAxis:
 
 
 @dataclass
+class PendingReview:
+    """A would-be keep waiting for a person ([review]): `ratchet review approve` or `reject`."""
+
+    id: int
+    hypothesis: str
+    metric: float | None
+    why: str
+    branch: str
+
+
+@dataclass
 class RunView:
     name: str
     branch: str
@@ -162,6 +173,7 @@ class RunView:
     hardware: list[Machine]
     y_axis: YAxis
     statistics: list[Statistic] = field(default_factory=list)
+    pending_reviews: list[PendingReview] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -230,6 +242,10 @@ def run_view(root: Path, ledger: Ledger, info: RunInfo, *, diffs: bool = True, y
         hardware=_machines(ledger, experiments),
         y_axis=y_axis(rows, info.direction, y_scale),
         statistics=_statistics(ledger, info.name, experiments),
+        pending_reviews=[
+            PendingReview(item.experiment.id, item.experiment.hypothesis, item.experiment.metric, item.why, item.branch)
+            for item in pending_reviews(experiments)
+        ],
     )
 
 

@@ -30,6 +30,9 @@ VERDICT_STYLE = {
     Verdict.INVALID: "magenta",
     Verdict.TAMPERED: "bold white on red",
     Verdict.ABANDONED: "dim",
+    Verdict.OVERFIT: "yellow",
+    Verdict.NEEDS_REVIEW: "bold blue",
+    Verdict.STALE: "magenta",
 }
 
 
