@@ -694,6 +694,50 @@ def doctor(config: ConfigOption = None) -> None:
     out.print("All checks passed." if not any(f.status == "warn" for f in findings) else "No failure; see the warnings above.")
 
 
+@app.command()
+def probe(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Red-team the harness before a run: try a proposer's attacks on the champion in a throwaway checkout.
+
+    Fake metric lines, a replaced stdout, harness rewrites, writes outside the checkout, the
+    holdout's files, a daemon, a timeout, a planted conftest.py; each caught, NOT CAUGHT (with
+    the config change that would catch it) or skipped. Exit 0: nothing gets through; 1: something
+    does; 2: the probe cannot run (a config error, or the metric fails on the champion).
+    """
+    from ratchet.probe import EXIT_CANNOT_PROBE, ProbeError, red_team
+
+    project = _project(config)
+    try:
+        cfg = project.config()
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CANNOT_PROBE) from None
+    mark = {"caught": "[green]caught    [/]", "not caught": "[bold red]NOT CAUGHT[/]", "skipped": "[dim]skipped   [/]"}
+
+    def show(result: Any) -> None:
+        out.print(f"  {mark[result.status]} {result.attack}: ", end="")
+        out.print(result.detail, markup=False)
+        if result.fix:
+            out.print(f"             fix: {result.fix}", markup=False)
+
+    def begin(report: Any) -> None:
+        fake = f"; attacks claim {report.fake_value:.6g}" if report.fake_value is not None else ""
+        out.print(f"ratchet probe: {project.root}", markup=False)
+        out.print(f"  champion: {report.where}, {report.metric} {report.champion_value:.6g}{fake}", markup=False)
+        for note in report.notes:
+            out.print(f"  note: {note}", markup=False)
+
+    try:
+        quiet = lambda _: None  # noqa: E731
+        report = red_team(project.root, cfg, report=quiet if as_json else show, begin=quiet if as_json else begin)
+    except (ProbeError, GitError, WorkspaceError) as exc:
+        raise _fail(str(exc), EXIT_CANNOT_PROBE) from None
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+    else:
+        out.print("[bold red]Summary:[/] " if report.exit_code else "[green]Summary:[/] ", end="")
+        out.print(f"{report.summary()} (logs: {report.log_dir})", markup=False)
+    raise typer.Exit(report.exit_code)
+
+
 # ---------------------------------------------------------------- agents drive, ratchet judges
 
 

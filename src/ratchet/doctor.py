@@ -80,6 +80,8 @@ def diagnose(root: Path, config_path: Path, report: Callable[[Finding], None] = 
         add(finding)
     if scope_ok:
         _measurements(root, config, add)
+        # doctor checks that the harness works; the probe checks that it cannot be fooled.
+        add(Finding("ok", "red team", "`ratchet probe` tries a proposer's attacks on this harness (fake metric lines, harness rewrites, daemons, ...) and names the change that stops each"))
     return findings
 
 
