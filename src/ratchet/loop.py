@@ -941,7 +941,7 @@ class Loop:
         )
         (result,) = self.executor.measure(job, should_abandon=lambda: interrupts.abandon)
         if not result.ok:
-            return None, "timed out" if result.timed_out else f"exit {result.exit_code}"
+            return None, "timed out" if result.timed_out else f"exit {result.exit_code}" + (f"; {result.hint}" if result.hint else "")
         try:
             return parse_number(result.read(spec.stream), spec), ""
         except MetricParseError as exc:

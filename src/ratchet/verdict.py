@@ -256,7 +256,9 @@ def _evaluate_guard(spec: GuardSection, result: CommandResult | None, champion_v
     if result.interrupted:
         return GuardResult(spec.name, passed=False, exit_code=None, reason="interrupted")
     if not result.ok:
-        return GuardResult(spec.name, passed=False, exit_code=result.exit_code, reason=f"exit {result.exit_code}")
+        # The hint (a variable the allowlist dropped, a path the sandbox hides) says what the exit code cannot.
+        hint = f"; {result.hint}" if result.hint else ""
+        return GuardResult(spec.name, passed=False, exit_code=result.exit_code, reason=f"exit {result.exit_code}{hint}")
     if not spec.parses_number:
         return GuardResult(spec.name, passed=True, exit_code=0)
     try:
