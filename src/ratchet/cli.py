@@ -674,7 +674,12 @@ def ablate(run: RunOption = None, config: ConfigOption = None) -> None:
 
 @app.command()
 def doctor(config: ConfigOption = None) -> None:
-    """Check the set-up: git, the sandbox, the config, scope and harness, and the metric (run twice on the champion)."""
+    """Check the set-up: git, the sandbox, the config, scope and harness, the metric (run twice on the champion) and each guard (once).
+
+    A command that fails in the sandbox and works outside it is named as the sandbox's doing,
+    with the hidden path or variable. `ratchet run` refuses what doctor fails on before its
+    baseline (a scope or harness glob that matches nothing).
+    """
     from ratchet.doctor import diagnose
 
     project = _project(config)
