@@ -173,3 +173,4 @@ def test_probe_config_errors_exit_2(number_repo: Callable[..., Path]) -> None:
     assert "skipped    fake-line-after: no Python file in the scope" in result.stdout, result.stdout
     assert "Summary: 0 not caught, 0 caught, 9 skipped" in result.stdout
     assert result.returncode == 0
+    assert "red team: `ratchet probe` tries a proposer's attacks" in run_cli(repo, "doctor").stdout

@@ -320,6 +320,8 @@ class _Prober:
     def _attack(self, name: str, body: str, *, config: Config | None = None, keep_check: bool = False) -> _Outcome:
         """Put ``body`` at the top of every Python file in the scope, measure, put everything back."""
         edits = self._edits(body)
+        if not edits:
+            return _Outcome()  # nothing took the code: judged as never run
         try:
             self.workspace.materialize(Proposal(hypothesis=f"ratchet probe: {name}", edits=edits), self.state / f"{name}.patch", self.champion)
         except ScopeViolation as exc:
@@ -644,8 +646,8 @@ class _Prober:
         for word in _words(command):
             if word.startswith("/"):
                 path = Path(word)
-                if not path.exists() or (path.is_file() and os.access(path, os.X_OK)):
-                    continue  # a program, or nothing
+                if not path.exists() or _is_program(path):
+                    continue
                 try:
                     relative = path.resolve().relative_to(self.root.resolve()).as_posix()
                 except ValueError:
@@ -940,6 +942,13 @@ def _words(command: str) -> list[str]:
     except ValueError:
         words = command.split()
     return [word.split("=", 1)[1] if word.startswith("-") and "=" in word else word for word in words]
+
+
+def _is_program(path: Path) -> bool:
+    """An interpreter or another program (in a folder on PATH, or any bin/ folder, a
+    virtualenv's), not one of the holdout's own files."""
+    folders = {Path(entry) for entry in os.environ.get("PATH", "").split(os.pathsep) if entry}
+    return path.parent in folders or path.parent.name == "bin"
 
 
 def _runs_pytest(command: str) -> bool:
