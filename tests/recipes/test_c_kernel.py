@@ -47,6 +47,12 @@ NO_TAIL = IKJ.replace("for (int j = 0; j < n; j++)", "for (int j = 0; j < (n & ~
 # Twice as "fast" and wrong everywhere: half the products are skipped.
 HALF_THE_WORK = IKJ.replace("for (int k = 0; k < n; k++)", "for (int k = 0; k < n; k += 2)")
 
+# Correct when it is checked, idle when it is timed: the first call (the check) does the work,
+# every later one returns at once. Caught because each timed run's result is sampled too.
+FIRST_CALL_ONLY = IKJ.replace(
+    "double *restrict c) {\n", "double *restrict c) {\n    static int calls;\n    if (calls++ > 0) return;\n"
+)
+
 # The benchmark rewritten from inside: at load time the kernel shrinks bench/run.py's SIZE to
 # 64, where the matrices fit in L1 and every later measurement would look faster.
 SHRINKS_THE_BENCHMARK = IKJ + r"""
@@ -82,6 +88,7 @@ STEPS = [
     kernel("i-k-j order: the inner loop streams rows of B and C; -O3 vectorizes it", IKJ, opt_level=3),
     "hypothesis('-O0: compile faster')\nedit('flags.toml', 'opt_level = 3', 'opt_level = 0')\n",
     kernel("skip every other k: half the multiplies", HALF_THE_WORK),
+    kernel("do the work once; later calls find C already computed", FIRST_CALL_ONLY),
     kernel("benchmark at a size that fits in cache", SHRINKS_THE_BENCHMARK),
 ]
 
@@ -95,7 +102,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RecipeRun:
 
 def test_scripted_run_verdicts(run: RecipeRun) -> None:
     assert run.result.returncode == 0, run.result.stdout + run.result.stderr
-    assert run.verdicts == ["baseline", "discard", "keep", "discard", "crash", "tampered"], [
+    assert run.verdicts == ["baseline", "discard", "keep", "discard", "crash", "crash", "tampered"], [
         (e.verdict, e.reason) for e in run.experiments
     ]
 
@@ -116,15 +123,18 @@ def test_the_real_improvement_is_kept_and_the_regression_is_not(run: RecipeRun) 
     assert "ci[j] += aik * bk[j]" in sh(run.repo, "git", "show", "ratchet/matmul:kernel.c")
 
 
-def test_a_fast_wrong_kernel_is_never_timed(run: RecipeRun) -> None:
-    wrong = run.experiments[4]
-    assert wrong.metric is None and "exited with 1" in wrong.reason
-    log = Path(wrong.log_dir) / "metric.stderr"
-    assert "wrong result for n = 256" in log.read_text() and "gflops" not in (Path(wrong.log_dir) / "metric.stdout").read_text()
+@pytest.mark.parametrize("experiment, where", [(4, "n = 256 at"), (5, "in a timed run")])
+def test_a_fast_wrong_kernel_crashes_with_no_number(run: RecipeRun, experiment: int, where: str) -> None:
+    # Half the work: wrong at the check before timing. Work only when checked: wrong in a
+    # timed run's sampled entries. Either way the metric command exits 1 and prints no number.
+    wrong = run.experiments[experiment]
+    assert wrong.verdict == "crash" and wrong.metric is None and "exited with 1" in wrong.reason
+    log = Path(wrong.log_dir)
+    assert where in (log / "metric.stderr").read_text() and "gflops" not in (log / "metric.stdout").read_text()
 
 
 def test_a_kernel_that_rewrites_the_benchmark_is_tampered(run: RecipeRun) -> None:
-    tampered = run.experiments[5]
+    tampered = run.experiments[6]
     assert "bench/run.py" in tampered.reason and tampered.metric is None and tampered.commit is None
     assert "SIZE = 256" in sh(run.repo, "git", "show", "ratchet/matmul:bench/run.py")
 
@@ -150,3 +160,4 @@ def test_the_example_runs_as_it_is(tmp_path: Path) -> None:
     repo = prepare(tmp_path, NAME)
     result = run_cli(repo, "run", "-n", "2", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "Stopped: iteration budget spent (2/2)" in result.stdout, result.stdout

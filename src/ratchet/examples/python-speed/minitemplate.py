@@ -106,7 +106,7 @@ def _parse(tokens: list[tuple[str, str]]) -> list[Any]:
             if not words:
                 raise TemplateError("an empty {% %} tag")
             if words[0] == "for" and len(words) == 4 and words[2] == "in":
-                node = ["for", words[1], words[3], []]
+                node: list[Any] = ["for", words[1], words[3], []]
                 body.append(node)
                 stack.append((node[3], node))
             elif words[0] == "if" and len(words) == 2:

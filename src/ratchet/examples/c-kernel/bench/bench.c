@@ -6,7 +6,9 @@
  * Timing is process CPU time (CLOCK_PROCESS_CPUTIME_ID), not wall time: time spent waiting for
  * a core another program holds is not the kernel's. The kernel runs repeatedly until REPEAT_CPU
  * seconds are spent (at least MIN_REPEATS times) and the fastest run counts, the one least
- * disturbed. The inputs are pseudo-random with a fixed seed, fresh for every size.
+ * disturbed. Every timed run gets fresh pseudo-random inputs and a C full of NaN, and SAMPLES of
+ * its entries are checked afterwards: a kernel that does the work only while it is checked, or
+ * hands back a remembered answer, is caught there too. Same seed, same numbers, every time.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <math.h>
@@ -19,6 +21,7 @@ void matmul(int n, const double *a, const double *b, double *c); /* kernel.c */
 
 #define REPEAT_CPU 0.1
 #define MIN_REPEATS 3
+#define SAMPLES 32
 
 static double cpu_seconds(void) {
     struct timespec t;
@@ -28,10 +31,12 @@ static double cpu_seconds(void) {
 
 static unsigned long long state;
 
-static double uniform(void) { /* in [-1, 1), a 64-bit LCG: the same numbers everywhere */
+static unsigned long long next(void) { /* a 64-bit LCG: the same numbers on every machine */
     state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(state >> 11) / 4503599627370496.0 - 1.0;
+    return state >> 11;
 }
+
+static double uniform(void) { return (double)next() / 4503599627370496.0 - 1.0; } /* [-1, 1) */
 
 static double *matrix(int n) {
     double *m = malloc(sizeof(double) * (size_t)n * (size_t)n);
@@ -42,58 +47,61 @@ static double *matrix(int n) {
     return m;
 }
 
-static void fill(double *m, int n) {
-    for (long i = 0; i < (long)n * n; i++) m[i] = uniform();
+static void fill(double *m, int n, int random) {
+    for (long i = 0; i < (long)n * n; i++) m[i] = random ? uniform() : NAN;
 }
 
-/* C = A * B in the plainest order; the error bound scales with the sum of |a_ik * b_kj|. */
+/* Is c[i][j] the dot product of row i of A and column j of B? The bound scales with the sum of
+ * |a_ik * b_kj|, so any summation order passes and a missing or extra term does not. */
+static int entry_ok(int n, const double *a, const double *b, const double *c, int i, int j, const char *what) {
+    double want = 0.0, scale = 0.0;
+    for (int k = 0; k < n; k++) {
+        want += a[(long)i * n + k] * b[(long)k * n + j];
+        scale += fabs(a[(long)i * n + k] * b[(long)k * n + j]);
+    }
+    double got = c[(long)i * n + j];
+    if (fabs(got - want) <= 1e-12 * n * (scale + 1.0)) return 1; /* false for NaN: unwritten */
+    fprintf(stderr, "wrong result for n = %d at [%d][%d]%s: got %.17g, want %.17g\n", n, i, j, what, got, want);
+    return 0;
+}
+
 static int check(int n) {
     double *a = matrix(n), *b = matrix(n), *c = matrix(n);
     state = 0x5eedULL + (unsigned long long)n;
-    fill(a, n);
-    fill(b, n);
-    for (long i = 0; i < (long)n * n; i++) c[i] = NAN; /* the kernel must write every element */
+    fill(a, n, 1);
+    fill(b, n, 1);
+    fill(c, n, 0); /* the kernel must write every element */
     matmul(n, a, b, c);
     int ok = 1;
-    for (int i = 0; i < n && ok; i++) {
-        for (int j = 0; j < n; j++) {
-            double want = 0.0, scale = 0.0;
-            for (int k = 0; k < n; k++) {
-                want += a[(long)i * n + k] * b[(long)k * n + j];
-                scale += fabs(a[(long)i * n + k] * b[(long)k * n + j]);
-            }
-            double got = c[(long)i * n + j];
-            if (!(fabs(got - want) <= 1e-12 * n * (scale + 1.0))) {
-                fprintf(stderr, "wrong result for n = %d at [%d][%d]: got %.17g, want %.17g\n", n, i, j, got, want);
-                ok = 0;
-                break;
-            }
-        }
-    }
+    for (int i = 0; i < n && ok; i++)
+        for (int j = 0; j < n && ok; j++) ok = entry_ok(n, a, b, c, i, j, "");
     free(a);
     free(b);
     free(c);
     return ok;
 }
 
+/* GFLOP/s of the fastest timed run, or a negative number if a timed run's result was wrong. */
 static double gflops(int n) {
     double *a = matrix(n), *b = matrix(n), *c = matrix(n);
     state = 0xbe9cULL;
-    fill(a, n);
-    fill(b, n);
-    double best = INFINITY, spent = 0.0, checksum = 0.0;
-    for (int r = 0; r < MIN_REPEATS || spent < REPEAT_CPU; r++) {
+    double best = INFINITY, spent = 0.0;
+    int ok = 1;
+    for (int r = 0; ok && (r < MIN_REPEATS || spent < REPEAT_CPU); r++) {
+        fill(a, n, 1);
+        fill(b, n, 1);
+        fill(c, n, 0);
         double start = cpu_seconds();
         matmul(n, a, b, c);
         double seconds = cpu_seconds() - start;
         spent += seconds;
         if (seconds < best) best = seconds;
-        checksum += c[(long)(r * 7919) % ((long)n * n)]; /* the result is used: no call is dead code */
+        for (int s = 0; s < SAMPLES && ok; s++) ok = entry_ok(n, a, b, c, (int)(next() % n), (int)(next() % n), " in a timed run");
     }
     free(a);
     free(b);
     free(c);
-    if (!isfinite(checksum)) return 0.0;
+    if (!ok) return -1.0;
     return 2.0 * n * n * (double)n / (best > 1e-9 ? best : 1e-9) / 1e9;
 }
 
@@ -107,8 +115,10 @@ int main(int argc, char **argv) {
     }
     if (argc == 3 && strcmp(argv[1], "time") == 0) {
         int n = atoi(argv[2]);
-        if (!check(n)) return 1; /* a wrong kernel is never timed */
-        printf("gflops: %.4f\n", gflops(n));
+        if (n < 1 || !check(n)) return 1; /* a wrong kernel is never timed */
+        double result = gflops(n);
+        if (result < 0) return 1;
+        printf("gflops: %.4f\n", result);
         return 0;
     }
     fprintf(stderr, "usage: bench check N... | bench time N\n");

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
@@ -28,7 +29,7 @@ CHECK_SIZES = [1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 129]
 HARNESS_FLAGS = ["-O2", "-std=c11"]
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"bench: {message}", file=sys.stderr)
     raise SystemExit(1)
 
