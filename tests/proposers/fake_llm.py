@@ -69,6 +69,9 @@ class FakeLLM:
 
     def __init__(self) -> None:
         self.script: list[Reply | Callable[[Request], Reply]] = []
+        # Answers every request once the script is used up (a stand-in model: a function of the
+        # request); None: an exhausted script answers 500.
+        self.fallback: Callable[[Request], Reply] | None = None
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         fake = self
@@ -89,7 +92,10 @@ class FakeLLM:
                 request = Request(self.path, body, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
                 with fake._lock:
                     fake.requests.append(request)
-                    item = fake.script.pop(0) if fake.script else Reply(status=500, text="script exhausted")
+                    if fake.script:
+                        item = fake.script.pop(0)
+                    else:
+                        item = fake.fallback or Reply(status=500, text="script exhausted")
                 reply = item(request) if callable(item) else item
                 if reply.delay:
                     time.sleep(reply.delay)
