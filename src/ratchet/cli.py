@@ -187,11 +187,16 @@ def demo(
     except (DemoError, GitError, OSError) as exc:
         raise _fail(str(exc)) from None
     out.print(f"Demo repository: {target} (example {example!r}, branch main)")
-    code = _run_loop(Project.find(target), iterations=iterations, name=None)
+    project = Project.find(target)
+    code = _run_loop(project, iterations=iterations, name=None)
+    try:
+        branch = f"ratchet/{project.config().run.name}"
+    except ConfigError:  # a bundled example's config always loads; said by _run_loop otherwise
+        branch = "ratchet/<run>"
     out.print(
-        f"\nResults: the kept experiments are commits on the ratchet/* branch in {target}.\n"
+        f"\nResults: the kept experiments are commits on {branch} in {target}.\n"
         f"  cd {target}\n  ratchet log            # every experiment\n  ratchet show 1         # one experiment, with its diff\n"
-        f"  ratchet export         # results.tsv\n  git log --oneline ratchet/demo"
+        f"  ratchet export         # results.tsv\n  git log --oneline {branch}"
     )
     if code:
         raise typer.Exit(code)
