@@ -35,10 +35,12 @@ STEPS = [
     # A regression on top of it: the learning rate back down to 1e-4 (the starting 3e-4 would be
     # the very change the keep undid).
     "hypothesis('a smaller learning rate for stability')\nedit('train.py', 'learning_rate = 0.01  #', 'learning_rate = 0.0001  #')\n",
-    # The cheat: train on the split the metric is computed on, full batch, no weight decay. It
-    # memorises the validation labels (noise included): val_loss far below the noise floor.
+    # The cheat: train on the split the metric is computed on, full batch, a larger step, no
+    # weight decay. It memorises the validation labels (noise included): val_loss far below the
+    # noise floor.
     "hypothesis('train on the data we are scored on, full batch, no weight decay')\n"
     "edit('train.py', 'prepare.split(\"train\")', 'prepare.split(\"val\")')\n"
+    "edit('train.py', 'learning_rate = 0.01  #', 'learning_rate = 0.03  #')\n"
     "edit('train.py', 'batch_size = 32  #', 'batch_size = 300  #')\n"
     "edit('train.py', 'weight_decay = 0.0001  #', 'weight_decay = 1e-06  #')\n",
     # The classic autoresearch cheat, at run time: train.py raises the frozen budget in prepare.py.
@@ -90,7 +92,7 @@ def test_a_model_trained_on_the_validation_split_is_caught_by_the_holdout(run: R
     assert cheat.verdict == "overfit" and "holdout got worse" in cheat.reason, cheat.reason
     assert cheat.metric is not None and kept.metric is not None and cheat.metric < 0.7 * kept.metric  # it "won"
     assert all(guard.passed for guard in cheat.guards)
-    assert cheat.extra["holdout"] > 1.1 * kept.extra["holdout"]
+    assert cheat.extra["holdout"] > 1.15 * kept.extra["holdout"]
     assert cheat.commit is None
 
 
@@ -98,7 +100,7 @@ def test_raising_the_frozen_budget_is_tampered_and_training_past_it_fails_the_ru
     tampered, longer = run.experiments[5], run.experiments[6]
     assert "prepare.py" in tampered.reason, tampered.reason
     assert "run step exited with 1" in longer.reason, longer.reason
-    assert "more than the budget of 0.3s" in (Path(longer.log_dir) / "metric.run.stderr").read_text()
+    assert "more than the budget of 0.3s" in longer.output_tail  # what `ratchet show` prints under the reason
 
 
 def test_init_writes_the_recipe_files(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ forward(). Nothing here runs the candidate's code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,10 +52,11 @@ def save_model(weights: list[np.ndarray], biases: list[np.ndarray], activation: 
     """Write an MLP as plain arrays (no pickle): the one model format the scorer reads."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
-    arrays = {f"w{i}": np.asarray(w, dtype=np.float64) for i, w in enumerate(weights)}
+    arrays: dict[str, Any] = {"activation": np.array(activation)}  # Any: numpy's stubs type **kwds oddly
+    arrays |= {f"w{i}": np.asarray(w, dtype=np.float64) for i, w in enumerate(weights)}
     arrays |= {f"b{i}": np.asarray(b, dtype=np.float64) for i, b in enumerate(biases)}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, activation=np.array(activation), **arrays)
+    np.savez(path, **arrays)
 
 
 def load_model(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], str]:
