@@ -286,7 +286,9 @@ def _guard(config: Config, guard: GuardSection, containment: Containment, folder
         spec = CommandSpec(f"guard-{guard.name}", guard.command, guard.timeout or config.budget.experiment_timeout)
         (result,) = LocalExecutor(containment).measure(Job(worktree=folder, commands=(spec,), log_dir=logs))
         verdict = evaluate_guard(guard, result, None)
-        return result, "" if verdict.passed else verdict.reason
+        # The guard's reason carries the hint too; a finding says it once, where it belongs.
+        reason = verdict.reason.removesuffix(f"; {result.hint}") if result.hint else verdict.reason
+        return result, "" if verdict.passed else reason
 
     result, reason = run(containment, log_dir)
     if not reason:
