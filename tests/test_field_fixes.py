@@ -217,3 +217,16 @@ def test_run_refuses_a_harness_glob_that_matches_nothing(number_repo):
     implicit = number_repo(NUMBER_CONFIG.replace('harness = ["bench.py"]\n', ""), name="implicit")
     result = run_cli(implicit, "run", "-n", "1")
     assert result.returncode == 0 and "no [scope] harness" in result.stdout + result.stderr
+
+
+def test_a_passing_guard_never_re_judges_the_metric_against_a_stale_score(number_repo, tmp_path):
+    # The sequential test keeps the candidate against the champion measured beside it (-4%);
+    # against the lucky recorded baseline (10) it would look 34% worse. A guard that passes
+    # must leave that keep alone.
+    repo = _drifting_repo(number_repo, tmp_path)
+    config = (repo / "ratchet.toml").read_text() + '[[guards]]\nname = "tests"\ncommand = "true"\n'
+    (repo / "ratchet.toml").write_text(config)
+    sh(repo, "git", "commit", "-qam", "a guard")
+    (repo / "value.txt").write_text("9.6\n")
+    report = json.loads(run_cli(repo, "try", "-m", "a bit smaller", "--json").stdout)
+    assert report["verdict"] == "keep", report["reason"]

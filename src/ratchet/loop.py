@@ -36,7 +36,7 @@ from ratchet.scope import Globs
 from ratchet.stats import Noise, confidence_interval, estimate_noise, noise_floor
 from ratchet.stats import improvement as improvement_of
 from ratchet.sampling import Failure, MeasurementFailed, PristineHarness, Sampler, harness_paths
-from ratchet.verdict import Decision, Judgement, evaluate_guard, holdout_regressed, policy_for
+from ratchet.verdict import Decision, Judgement, evaluate_guard, guarded, holdout_regressed, policy_for
 from ratchet.workspace import (
     EXPERIMENT_TRAILER,
     STATE_DIR,
@@ -903,14 +903,16 @@ class Loop:
             leftovers = self.workspace.leftovers()
             if tampered := leftovers.tampered(self.harness):
                 return Decision(Verdict.TAMPERED, f"harness changed during the guards: {', '.join(tampered)}"), leftovers
-            decision = self.policy.decide(state.champion_metric, experiment.metric, experiment.guards)
-            failed = [guard.name for guard in experiment.guards if not guard.passed]
-            if decision.verdict is not Verdict.KEEP and failed and set(failed) <= self.config.review.guards():
-                # Only guards that [review] when lets a person overrule failed: held, not thrown away.
-                experiment.extra["review_because"] = f"guard {', '.join(failed)} failed"
-                decision = Decision(Verdict.KEEP, judgement.decision.reason)
+            # The metric's verdict stands as the policy gave it (for a re-measuring policy, against
+            # the champion measured beside the candidate); the guards can only take a keep away.
+            # Comparing again with the champion's recorded score would let one lucky baseline
+            # draw overrule the sequential test.
+            decision = guarded(decision, experiment.guards, overrulable=self.config.review.guards())
             if decision.verdict is not Verdict.KEEP:
                 return decision, leftovers
+            if overruled := [guard.name for guard in experiment.guards if not guard.passed]:
+                # Only guards that [review] when lets a person overrule failed: held, not thrown away.
+                experiment.extra["review_because"] = f"guard {', '.join(overruled)} failed"
         if self.config.holdout is not None:
             decision = self._check_holdout(experiment, state, log_dir, interrupts, decision)
             leftovers = self.workspace.leftovers()

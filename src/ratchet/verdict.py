@@ -81,15 +81,17 @@ class VerdictPolicy(abc.ABC):
     def would_keep(self, champion: float, candidate: float) -> Decision:
         """One candidate value against one champion value: KEEP when better enough."""
 
-    def decide(self, champion: float, candidate: float, guards: Sequence[GuardResult]) -> Decision:
-        decision = self.would_keep(champion, candidate)
-        if decision.verdict is not Verdict.KEEP:
-            return decision
-        failed = [guard for guard in guards if not guard.passed]
-        if failed:
-            names = ", ".join(f"{guard.name} ({guard.reason})" for guard in failed)
-            return Decision(Verdict.DISCARD, f"{decision.reason}, but guard failed: {names}")
+
+
+def guarded(decision: Decision, guards: Sequence[GuardResult], overrulable: set[str] = set()) -> Decision:
+    """The metric's decision, taken away by a failing guard (the guards never re-judge the metric:
+    a keep decided on a re-measured champion stands against it, not against a recorded score).
+    Guards in ``overrulable`` ([review] when) do not discard: the caller holds the keep for review."""
+    failed = [guard for guard in guards if not guard.passed and guard.name not in overrulable]
+    if decision.verdict is not Verdict.KEEP or not failed:
         return decision
+    names = ", ".join(f"{guard.name} ({guard.reason})" for guard in failed)
+    return Decision(Verdict.DISCARD, f"{decision.reason}, but guard failed: {names}")
 
 
 class SingleMeasurement(VerdictPolicy):
