@@ -6,6 +6,7 @@ import enum
 import json
 import math
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -115,7 +116,8 @@ def init(
             raise _fail(str(exc), 2) from None
         for path in written:
             out.print(f"wrote {path}", markup=False)
-        out.print(f"Read the comments in ratchet.toml (and examples/{recipe}/README.md), point them at your project, then: ratchet doctor && ratchet run", markup=False)
+        guide = resources.files("ratchet") / "examples" / recipe / "README.md"  # where pip put it
+        out.print(f"Read the comments in ratchet.toml (and {guide}), point them at your project, then: ratchet doctor && ratchet run", markup=False)
         return
     if agent is not None:
         from ratchet.agent_glue import write_agent_files
