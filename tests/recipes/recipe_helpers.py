@@ -87,3 +87,12 @@ def scripted_run(tmp_path: Path, name: str, steps: list[str], *, config: dict | 
     finally:
         ledger.close()
     return RecipeRun(repo, result, experiments)
+
+
+def init_recipe(folder: Path, name: str) -> list[str]:
+    """`ratchet init --recipe NAME` in a new git repository at ``folder``: the files it wrote."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sh(folder, "git", "init", "-q")
+    result = run_cli(folder, "init", "--recipe", name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli, sh
-from recipe_helpers import RecipeRun, prepare, scripted_run
+from recipe_helpers import RecipeRun, init_recipe, prepare, scripted_run
 
 from ratchet import Ledger
 from ratchet.config import load_config
@@ -181,10 +181,7 @@ def test_an_iam_change_waits_for_review_and_is_kept_once_approved(run: RecipeRun
 
 
 def test_init_writes_the_recipe_files(tmp_path: Path) -> None:
-    sh(tmp_path, "git", "init", "-q")
-    result = run_cli(tmp_path, "init", "--recipe", NAME)
-    assert result.returncode == 0, result.stdout + result.stderr
-    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and ".git" not in p.parts)
+    written = init_recipe(tmp_path, NAME)
     assert written == [".checkov.yaml", "policy/inventory.txt", "policy/score.py", "policy/skips.sh", "program.md", "ratchet.toml"]
     config = load_config(tmp_path / "ratchet.toml")
     assert config.review.paths == ["infra/iam/**"] and config.metric.direction == "maximize"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli, sh
-from recipe_helpers import RecipeRun, prepare, scripted_run
+from recipe_helpers import RecipeRun, init_recipe, prepare, scripted_run
 
 from ratchet.config import load_config
 
@@ -104,10 +104,7 @@ def test_raising_the_frozen_budget_is_tampered_and_training_past_it_fails_the_ru
 
 
 def test_init_writes_the_recipe_files(tmp_path: Path) -> None:
-    sh(tmp_path, "git", "init", "-q")
-    result = run_cli(tmp_path, "init", "--recipe", NAME)
-    assert result.returncode == 0, result.stdout + result.stderr
-    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and ".git" not in p.parts)
+    written = init_recipe(tmp_path, NAME)
     assert written == ["bench/evaluate.py", "bench/run.py", "prepare.py", "program.md", "ratchet.toml"]
     config = load_config(tmp_path / "ratchet.toml")
     assert config.metric.trusted_scoring and config.holdout is not None and config.verdict.mode == "sequential"

@@ -22,7 +22,7 @@ import pytest
 import recipe_helpers
 from conftest import run_cli, sh
 from proposers.fake_llm import FakeLLM, Reply, Request, serve
-from recipe_helpers import prepare, scripted_run
+from recipe_helpers import init_recipe, prepare, scripted_run
 
 from ratchet import Ledger
 from ratchet.config import load_config
@@ -248,11 +248,7 @@ def test_the_eval_harness_says_in_one_line_what_is_missing(tmp_path: Path) -> No
 
 def test_init_writes_both_configs_and_their_harnesses(tmp_path: Path) -> None:
     project = tmp_path / "project"
-    project.mkdir()
-    sh(project, "git", "init", "-q", "--initial-branch=main")
-    result = run_cli(project, "init", "--recipe", NAME)
-    assert result.returncode == 0, result.stdout + result.stderr
-    written = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file() and ".git" not in p.parts)
+    written = init_recipe(project, NAME)
     assert written == [
         "eval/budget.py", "eval/checks.py", "eval/holdout.jsonl", "eval/model.toml", "eval/run_eval.py", "eval/scenarios.jsonl",
         "program.eval.md", "program.md", "ratchet.eval.toml", "ratchet.toml",

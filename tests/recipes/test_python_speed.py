@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli, sh
-from recipe_helpers import RecipeRun, prepare, scripted_run
+from recipe_helpers import RecipeRun, init_recipe, prepare, scripted_run
 
 from ratchet.config import load_config
 
@@ -143,10 +143,7 @@ def test_the_benchmark_gaming_cache_is_caught_by_the_holdout(run: RecipeRun) -> 
 
 
 def test_init_writes_the_recipe_files(tmp_path: Path) -> None:
-    sh(tmp_path, "git", "init", "-q")
-    result = run_cli(tmp_path, "init", "--recipe", NAME)
-    assert result.returncode == 0, result.stdout + result.stderr
-    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and ".git" not in p.parts)
+    written = init_recipe(tmp_path, NAME)
     assert written == ["bench/allocs.py", "bench/corpus.py", "bench/holdout.py", "bench/speed.py", "program.md", "ratchet.toml"]
     config = load_config(tmp_path / "ratchet.toml")
     assert config.verdict.mode == "sequential" and config.holdout is not None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli, sh
-from recipe_helpers import RecipeRun, prepare, scripted_run
+from recipe_helpers import RecipeRun, init_recipe, prepare, scripted_run
 
 from ratchet.config import load_config
 
@@ -106,10 +106,7 @@ def test_a_printed_fake_rmse_is_not_the_metric(run: RecipeRun) -> None:
 
 
 def test_init_writes_the_recipe_files(tmp_path: Path) -> None:
-    sh(tmp_path, "git", "init", "-q")
-    result = run_cli(tmp_path, "init", "--recipe", NAME)
-    assert result.returncode == 0, result.stdout + result.stderr
-    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and ".git" not in p.parts)
+    written = init_recipe(tmp_path, NAME)
     assert written == [
         "bench/reference.py", "bench/score.py", "bench/series.py", "bench/short_history.py", "bench/walk.py",
         "program.md", "ratchet.toml",
