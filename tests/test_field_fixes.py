@@ -230,3 +230,32 @@ def test_a_passing_guard_never_re_judges_the_metric_against_a_stale_score(number
     (repo / "value.txt").write_text("9.6\n")
     report = json.loads(run_cli(repo, "try", "-m", "a bit smaller", "--json").stdout)
     assert report["verdict"] == "keep", report["reason"]
+
+
+# A proposer that leaves a file git ignores: a sourceless json.pyc at the root, which the
+# harness's `import json` would load instead of the standard library's (its loads says 0).
+SHADOWING_PROPOSER = r"""
+import pathlib, py_compile, tempfile, os
+pathlib.Path("value.txt").write_text("12\n")  # worse, honestly
+source = os.path.join(tempfile.mkdtemp(), "json.py")
+open(source, "w").write("def loads(text):\n    return 0.0\n")
+py_compile.compile(source, cfile="json.pyc")
+"""
+
+JSON_BENCH = """\
+import json, pathlib
+print("metric:", float(json.loads(pathlib.Path("value.txt").read_text())))
+"""
+
+
+def test_files_a_proposer_leaves_in_ignored_paths_are_not_measured(number_repo):
+    config = NUMBER_CONFIG.replace('command = "true"', f'command = "{sys.executable} -B propose.py"').replace("iterations = 5", "iterations = 1")
+    repo = number_repo(config, files={"propose.py": SHADOWING_PROPOSER, ".gitignore": "*.pyc\n", "bench.py": JSON_BENCH})
+    result = run_cli(repo, "run")
+    assert result.returncode == 0, result.stderr
+    ledger = Ledger(repo / ".ratchet" / "ledger.sqlite")
+    try:
+        candidate = ledger.experiments("t")[1]
+    finally:
+        ledger.close()
+    assert candidate.verdict is Verdict.DISCARD and candidate.metric == 12.0, (candidate.verdict, candidate.metric, candidate.reason)

@@ -326,6 +326,10 @@ class Workspace:
             return self.check_scope(diff=proposal.patch)
         self._adopt_proposer_commits()
         self.adopt_commits_since(champion)
+        # What the program left in files git ignores is neither checked nor ever committed, yet
+        # it would be measured: a sourceless `pathlib.pyc` at the root shadows the standard
+        # library for the harness's own scripts. Only the candidate's visible changes are measured.
+        git(self.worktree, "clean", "-fdXq")
         return self.check_scope(diff=None)
 
     def _write_edits(self, edits: Mapping[str, str | None]) -> Candidate:
