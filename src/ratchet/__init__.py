@@ -3,20 +3,13 @@
 The public API is small; everything else is private to its module.
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
-
+from ratchet._version import __version__
 from ratchet.config import Config, ConfigError, load_config, parse_config
 from ratchet.executors import Executor, LocalExecutor
 from ratchet.experiment import Experiment, GuardResult, Verdict
 from ratchet.ledger import Ledger
 from ratchet.loop import Loop, RunError, RunSummary
 from ratchet.proposers import Outcome, Proposal, ProposalContext, Proposer, ProposerError
-
-try:  # one source of truth: pyproject.toml's version, as installed
-    __version__ = _version("ratchet")
-except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "Config",

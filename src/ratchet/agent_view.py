@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from ratchet.config import Config
 from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import LEDGER_FILE, Ledger
-from ratchet.loop import run_lock_holder
+from ratchet.state import run_lock_holder
 from ratchet.proposers.base import ProposalContext
 from ratchet.proposers.brief import render_brief
 from ratchet.report.terminal import format_change, format_metric

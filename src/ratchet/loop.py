@@ -8,7 +8,6 @@ run branch in agreement, so that a kill -9 at any moment leaves a state the next
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import math
 import os
 import random
@@ -18,8 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from ratchet.budget import Budget, Progress
 from ratchet.config import Config
@@ -33,6 +31,7 @@ from ratchet.proposers import Outcome, Proposal, ProposalContext, Proposer, Prop
 from ratchet.proposers.base import BudgetExhausted, FatalProposerError, Usage
 from ratchet.report.terminal import Display, PlainDisplay
 from ratchet.scope import Globs
+from ratchet.state import RunError, run_lock, run_lock_holder
 from ratchet.stats import Noise, confidence_interval, estimate_noise, noise_floor
 from ratchet.stats import improvement as improvement_of
 from ratchet.sampling import Failure, MeasurementFailed, PristineHarness, Sampler, harness_paths
@@ -49,10 +48,6 @@ from ratchet.workspace import (
     exclude_state_dir,
     reference_checkout,
 )
-
-
-class RunError(Exception):
-    """The run cannot start or go on (one line for the user)."""
 
 
 # Settings that define what the run's numbers mean: changing them mid-run would compare
@@ -124,49 +119,6 @@ class _Interrupts:
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-
-
-@contextmanager
-def run_lock(state_dir: Path, run: str) -> Iterator[None]:
-    """One process per run: a second ``ratchet run`` on the same run refuses instead of racing."""
-    path = state_dir / "runs" / run / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        owner = handle.read().strip() or "another process"
-        handle.close()
-        raise RunError(f"run {run!r} is already running (pid {owner}); wait for it or stop it first") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    try:
-        yield
-    finally:
-        handle.close()  # closing releases the lock; a killed process releases it too
-
-
-def run_lock_holder(state_dir: Path, run: str) -> int | None:
-    """The pid of the ``ratchet run`` holding the run now (-1 if unknown), or None when free.
-
-    A shared, non-blocking probe: it never waits and never keeps the lock.
-    """
-    path = state_dir / "runs" / run / "lock"
-    try:
-        handle = path.open("r")
-    except OSError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
 
 
 def frozen_settings(config: Config) -> dict[str, Any]:

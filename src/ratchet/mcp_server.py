@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable
 from pydantic import BaseModel, Field
 from rich.console import Console
 
-from ratchet import __version__
+from ratchet._version import __version__
 from ratchet.agent_view import ExperimentDetail, ExperimentRow, RunStatus
 from ratchet.config import CONFIG_FILE, Config, ConfigError, load_config
 from ratchet.referee import Referee, TryRefused, TryReport

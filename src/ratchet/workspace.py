@@ -13,11 +13,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ratchet.gitguard import GitGuard, restore_dotgit, worktree_gitdir
-from ratchet.proposers.base import Proposal
 from ratchet.scope import Globs
+
+if TYPE_CHECKING:  # a proposal is only read here: the proposers sit above the workspace
+    from ratchet.proposers.base import Proposal
 
 STATE_DIR = ".ratchet"
 BRANCH_PREFIX = "ratchet/"

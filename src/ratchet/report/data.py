@@ -16,7 +16,7 @@ from typing import Any
 
 from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import Ledger, RunInfo
-from ratchet.loop import run_lock_holder
+from ratchet.state import run_lock_holder
 from ratchet.measure import read_tail
 from ratchet.workspace import STATE_DIR, GitError, git
 

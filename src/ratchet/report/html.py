@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-import ratchet
+from ratchet._version import __version__
 from ratchet.budget import hms
 from ratchet.ledger import Ledger, RunInfo
 from ratchet.report.data import RunView, run_view
@@ -102,7 +102,7 @@ def environment() -> Environment:
     env.filters.update(
         metric=fmt_metric, delta=fmt_delta, percent=fmt_percent, hms=hms, datetime=fmt_time, diff_lines=diff_lines
     )
-    env.globals.update(asset=asset, better=better_class, version=ratchet.__version__)
+    env.globals.update(asset=asset, better=better_class, version=__version__)
     return env
 
 

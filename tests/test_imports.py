@@ -1,0 +1,141 @@
+"""The layering holds: no part of ratchet imports, at run time, a part that imports it back.
+
+A *part* is a top-level module or subpackage of ``ratchet`` (``ratchet.loop``,
+``ratchet.report``, ``ratchet.proposers``): the arrows of DESIGN.md are between parts. Every
+runtime import counts, those inside functions too (a lazy import is still a dependency);
+``if TYPE_CHECKING`` blocks do not. Read from the source, so nothing is imported to check it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parents[1] / "src" / "ratchet"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _part(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_imports(tree: ast.AST) -> list[str]:
+    """Every module an import statement may load: ``from a import b`` may be ``a`` or ``a.b``."""
+    found: list[str] = []
+
+    class Visitor(ast.NodeVisitor):
+        def visit_If(self, node: ast.If) -> None:
+            if _is_type_checking(node):
+                for child in node.orelse:
+                    self.visit(child)
+            else:
+                self.generic_visit(node)
+
+        def visit_Import(self, node: ast.Import) -> None:
+            found.extend(alias.name for alias in node.names)
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            if node.level == 0 and node.module:  # ratchet imports absolutely
+                found.append(node.module)
+                found.extend(f"{node.module}.{alias.name}" for alias in node.names)
+
+    Visitor().visit(tree)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """part -> the parts it imports (the root package aside: every part is below it)."""
+    modules = {_module_name(path): path for path in SOURCE.rglob("*.py")}
+    graph: dict[str, set[str]] = {_part(name): set() for name in modules}
+    for name, path in modules.items():
+        for target in _runtime_imports(ast.parse(path.read_text())):
+            hit = target if target in modules else target.rpartition(".")[0]
+            if hit in modules and _part(hit) not in (_part(name), "ratchet"):
+                graph[_part(name)].add(_part(hit))
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one part (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for successor in sorted(graph.get(node, ())):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in on_stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        node = todo.pop()
+        if node == goal:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo += graph.get(node, ())
+    return False
+
+
+def test_the_graph_sees_the_edges_it_must():
+    graph = import_graph()
+    assert "ratchet.state" in graph["ratchet.loop"]
+    assert "ratchet.containment" in graph["ratchet.proposers"]  # a lazy import inside a function counts
+    assert "ratchet.proposers" not in graph["ratchet.workspace"]  # a TYPE_CHECKING import does not
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycles_between_parts():
+    assert cycles(import_graph()) == []
+
+
+def test_reading_a_run_never_imports_the_loop():
+    # The reports and the run lock read the ledger and the lock file; they never drive a run.
+    graph = import_graph()
+    for reader in ("ratchet.report", "ratchet.state", "ratchet.ledger", "ratchet.experiment"):
+        assert not _reaches(graph, reader, "ratchet.loop"), reader
+
+
+def test_the_workspace_and_the_sandbox_know_no_proposer():
+    graph = import_graph()
+    for part in ("ratchet.workspace", "ratchet.sandbox", "ratchet.containment"):
+        assert not _reaches(graph, part, "ratchet.proposers"), part
