@@ -694,16 +694,21 @@ def doctor(config: ConfigOption = None) -> None:
     style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
     def show(finding: Any) -> None:
-        out.print(f"  [{style[finding.status]}]{finding.status:<4}[/] {finding.what}: ", end="")
-        out.print(finding.detail, markup=False)
-        if finding.fix:
-            out.print(f"       fix: {finding.fix}", markup=False)
+        _print_check(f"[{style[finding.status]}]{finding.status:<4}[/]", 4, finding.what, finding.detail, finding.fix)
 
     findings = diagnose(project.root, project.config_path, report=show)
     failed = [f for f in findings if f.status == "fail"]
     if failed:
         raise _fail(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed")
     out.print("All checks passed." if not any(f.status == "warn" for f in findings) else "No failure; see the warnings above.")
+
+
+def _print_check(mark: str, width: int, what: str, detail: str, fix: str) -> None:
+    """One finding of doctor or probe: its (markup) mark, what was checked, what was found, the fix."""
+    out.print(f"  {mark} {what}: ", end="")
+    out.print(detail, markup=False)
+    if fix:
+        out.print(f"{'':<{width + 3}}fix: {fix}", markup=False)
 
 
 @app.command()
@@ -725,10 +730,7 @@ def probe(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     mark = {"caught": "[green]caught    [/]", "not caught": "[bold red]NOT CAUGHT[/]", "skipped": "[dim]skipped   [/]"}
 
     def show(result: Any) -> None:
-        out.print(f"  {mark[result.status]} {result.attack}: ", end="")
-        out.print(result.detail, markup=False)
-        if result.fix:
-            out.print(f"             fix: {result.fix}", markup=False)
+        _print_check(mark[result.status], 10, result.attack, result.detail, result.fix)
 
     def begin(report: Any) -> None:
         fake = f"; attacks claim {report.fake_value:.6g}" if report.fake_value is not None else ""
