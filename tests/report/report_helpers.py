@@ -3,6 +3,7 @@ keeps, discards and crashes, and a folder for screenshots."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -53,17 +54,22 @@ time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0)
 print("metric:", float(pathlib.Path("value.txt").read_text()))
 """
 
-CONFIG = r"""
+def config_text(
+    *, name: str, command: str, proposer: str, iterations: int, metric: str = "number", direction: str = "minimize",
+    harness: tuple[str, ...] = ("bench.py", "propose.py"),
+) -> str:
+    """The ratchet.toml of a small test target: value.txt in scope, no calibration or confirmation."""
+    return f"""
 [run]
-name = "{name}"
+name = {json.dumps(name)}
 [scope]
 mutable = ["value.txt"]
-harness = ["bench.py", "propose.py"]
+harness = {json.dumps(list(harness))}
 [metric]
-name = "number"
-command = "{python} bench.py {sleep}"
-regex = 'metric: (\S+)'
-direction = "minimize"
+name = {json.dumps(metric)}
+command = {json.dumps(command)}
+regex = 'metric: (\\S+)'
+direction = "{direction}"
 timeout = "60s"
 [verdict]
 calibrate_pairs = 0
@@ -72,12 +78,14 @@ confirm_pairs = 0
 iterations = {iterations}
 [proposer]
 kind = "command"
-command = "{python} propose.py"
+command = {json.dumps(proposer)}
 """
 
 
 def target(root: Path, *, name: str = "t", iterations: int = 8, sleep: float = 0) -> Path:
-    config = CONFIG.format(name=name, python=sys.executable, sleep=sleep, iterations=iterations)
+    config = config_text(
+        name=name, command=f"{sys.executable} bench.py {sleep}", proposer=f"{sys.executable} propose.py", iterations=iterations
+    )
     return make_repo(root, {"value.txt": "100\n", "bench.py": BENCH, "propose.py": PROPOSE, "program.md": "Make it small.\n"}, config)
 
 

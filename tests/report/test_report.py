@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_repo, run_cli
-from report_helpers import HOSTILE, assert_fits, browser, expected, screenshot, target  # noqa: F401 (browser is a fixture)
+from report_helpers import HOSTILE, assert_fits, browser, config_text, expected, screenshot, target  # noqa: F401 (browser is a fixture)
 
 from ratchet.report.html import json_for_script
 
@@ -168,26 +168,7 @@ pathlib.Path(os.environ["RATCHET_HYPOTHESIS_FILE"]).write_text(f"step {n}")
 def test_y_scale(browser, tmp_path: Path):  # noqa: F811
     """Numbers over more than a decade get a log axis unless told otherwise; a number of 0 or
     less has no place on one: the axis stays linear and says why."""
-    config = f"""
-        [run]
-        name = "a"
-        [scope]
-        mutable = ["value.txt"]
-        harness = ["bench.py", "propose.py"]
-        [metric]
-        name = "m"
-        command = "{sys.executable} bench.py"
-        regex = 'metric: (\\S+)'
-        direction = "minimize"
-        [verdict]
-        calibrate_pairs = 0
-        confirm_pairs = 0
-        [budget]
-        iterations = 2
-        [proposer]
-        kind = "command"
-        command = "{sys.executable} propose.py"
-    """
+    config = config_text(name="a", metric="m", command=f"{sys.executable} bench.py", proposer=f"{sys.executable} propose.py", iterations=2)
     files = {"value.txt": "100\n", "bench.py": "print('metric:', open('value.txt').read().strip())\n", "propose.py": QUARTERING}
     repo = make_repo(tmp_path / "repo", files, config)
     assert run_cli(repo, "run").returncode == 0  # 100, 25, 6.25
@@ -273,26 +254,10 @@ def test_report_of_a_run_with_a_nan_an_outlier_and_no_keep(tmp_path: Path, brows
     at the edge, not allowed to flatten the plot; no keep is said plainly."""
     files = {"value.txt": "5\n", "bench.py": "print('metric:', open('value.txt').read().strip())\n"}
     propose = "import os; open('value.txt', 'w').write('nan' if os.environ['RATCHET_EXPERIMENT'] == '1' else '-1e9'); print('try')"
-    config = f"""
-        [run]
-        name = "n"
-        [scope]
-        mutable = ["value.txt"]
-        harness = ["bench.py"]
-        [metric]
-        name = "m"
-        command = "{sys.executable} bench.py"
-        regex = 'metric: (\\S+)'
-        direction = "maximize"
-        [verdict]
-        calibrate_pairs = 0
-        confirm_pairs = 0
-        [budget]
-        iterations = 2
-        [proposer]
-        kind = "command"
-        command = "{sys.executable} -c \\"{propose}\\""
-    """
+    config = config_text(
+        name="n", metric="m", command=f"{sys.executable} bench.py", proposer=f"{sys.executable} -c \"{propose}\"",
+        iterations=2, direction="maximize", harness=("bench.py",),
+    )
     repo = make_repo(tmp_path / "repo", files, config)
     result = run_cli(repo, "run")
     assert result.returncode == 0, result.stderr
