@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 from ratchet.config import SandboxSection
-from ratchet.containment import Containment
-from ratchet.limits import Limits, cgroup_support
-from ratchet.measure import run_command
-from ratchet.sandbox import Sandbox, interpreter_paths, probe
+from ratchet.measure.containment import Containment
+from ratchet.measure.limits import Limits, cgroup_support
+from ratchet.measure.runner import run_command
+from ratchet.measure.sandbox import Sandbox, interpreter_paths, probe
 
 
 def main() -> None:

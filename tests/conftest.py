@@ -111,7 +111,7 @@ def number_repo(tmp_path: Path) -> Callable[..., Path]:
 def sandbox_required() -> None:
     """For tests of the sandbox itself: skipped where bubblewrap cannot run, except in CI (CI set),
     where a missing sandbox is a failure, never a silent skip."""
-    from ratchet.sandbox import probe
+    from ratchet.measure.sandbox import probe
 
     found = probe()
     if not found.usable:

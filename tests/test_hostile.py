@@ -26,7 +26,7 @@ from rich.console import Console
 
 from ratchet import Ledger, Loop, Verdict
 from ratchet.config import load_config
-from ratchet.limits import cgroup_support
+from ratchet.measure.limits import cgroup_support
 from ratchet.report.terminal import Display
 
 BENCH = """\

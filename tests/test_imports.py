@@ -56,15 +56,23 @@ def _runtime_imports(tree: ast.AST) -> list[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    """part -> the parts it imports (the root package aside: every part is below it)."""
-    modules = {_module_name(path): path for path in SOURCE.rglob("*.py")}
-    graph: dict[str, set[str]] = {_part(name): set() for name in modules}
+def module_graph() -> dict[str, set[str]]:
+    """module -> the ratchet modules it imports at run time (the bundled example projects aside)."""
+    modules = {_module_name(path): path for path in SOURCE.rglob("*.py") if "examples" not in path.relative_to(SOURCE).parts}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         for target in _runtime_imports(ast.parse(path.read_text())):
             hit = target if target in modules else target.rpartition(".")[0]
-            if hit in modules and _part(hit) not in (_part(name), "ratchet"):
-                graph[_part(name)].add(_part(hit))
+            if hit in modules and hit != name:
+                graph[name].add(hit)
+    return graph
+
+
+def import_graph() -> dict[str, set[str]]:
+    """part -> the parts it imports (the root package aside: every part is below it)."""
+    graph: dict[str, set[str]] = {}
+    for name, targets in module_graph().items():
+        graph.setdefault(_part(name), set()).update(_part(t) for t in targets if _part(t) not in (_part(name), "ratchet"))
     return graph
 
 
@@ -119,7 +127,7 @@ def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
 def test_the_graph_sees_the_edges_it_must():
     graph = import_graph()
     assert "ratchet.state" in graph["ratchet.loop"]
-    assert "ratchet.containment" in graph["ratchet.proposers"]  # a lazy import inside a function counts
+    assert "ratchet.measure" in graph["ratchet.proposers"]  # a lazy import inside a function counts
     assert "ratchet.proposers" not in graph["ratchet.workspace"]  # a TYPE_CHECKING import does not
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -128,14 +136,58 @@ def test_no_import_cycles_between_parts():
     assert cycles(import_graph()) == []
 
 
-def test_reading_a_run_never_imports_the_loop():
-    # The reports and the run lock read the ledger and the lock file; they never drive a run.
-    graph = import_graph()
-    for reader in ("ratchet.report", "ratchet.state", "ratchet.ledger", "ratchet.experiment"):
-        assert not _reaches(graph, reader, "ratchet.loop"), reader
+# DESIGN.md's never-arrows, transitively: a part on the left never reaches one on the right.
+FACES = ("ratchet.cli", "ratchet.mcp_server", "ratchet.commands")
+SCREENS = ("ratchet.report",)
+NEVER = {
+    # The core knows no screen and no face: what it announces goes through events.RunObserver.
+    "ratchet.loop": FACES + SCREENS,
+    "ratchet.workspace": FACES + SCREENS + ("ratchet.loop", "ratchet.proposers", "ratchet.verdict", "ratchet.executors"),
+    # An executor measures: it never decides, never sees who proposed, never drives the loop.
+    "ratchet.executors": FACES + SCREENS + ("ratchet.loop", "ratchet.proposers", "ratchet.verdict", "ratchet.ledger"),
+    "ratchet.measure": FACES + SCREENS + ("ratchet.loop", "ratchet.proposers", "ratchet.verdict", "ratchet.executors", "ratchet.ledger"),
+    # The verdict sees only samples: no worktree, no process, no proposer, no ledger.
+    "ratchet.verdict": FACES + SCREENS + ("ratchet.loop", "ratchet.proposers", "ratchet.executors", "ratchet.workspace", "ratchet.ledger"),
+    # A proposer is called; it never calls the loop or decides.
+    "ratchet.proposers": FACES + SCREENS + ("ratchet.loop", "ratchet.verdict", "ratchet.ledger"),
+    # Reports read the ledger and never drive a run.
+    "ratchet.report": FACES + ("ratchet.loop", "ratchet.proposers", "ratchet.executors"),
+    "ratchet.events": FACES + SCREENS + ("ratchet.loop",),
+    "ratchet.state": FACES + SCREENS + ("ratchet.loop",),
+    "ratchet.ledger": FACES + SCREENS + ("ratchet.loop",),
+    "ratchet.experiment": FACES + SCREENS + ("ratchet.loop",),
+    "ratchet.config": FACES + SCREENS + ("ratchet.loop", "ratchet.proposers", "ratchet.executors", "ratchet.workspace"),
+    "ratchet.testing": FACES + SCREENS + ("ratchet.loop",),
+}
 
 
-def test_the_workspace_and_the_sandbox_know_no_proposer():
-    graph = import_graph()
-    for part in ("ratchet.workspace", "ratchet.sandbox", "ratchet.containment"):
-        assert not _reaches(graph, part, "ratchet.proposers"), part
+def _reached_parts(graph: dict[str, set[str]], part: str) -> dict[str, str]:
+    """Every part some module of ``part`` reaches, module by module, with one path that shows it."""
+    found: dict[str, str] = {}
+    todo = [(name, name) for name in graph if _part(name) == part]
+    seen: set[str] = set()
+    while todo:
+        name, path = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        found.setdefault(_part(name), path)
+        todo += [(target, f"{path} -> {target}") for target in sorted(graph[name])]
+    return found
+
+
+def test_every_never_arrow_holds():
+    # Module by module, so that importing one light module of a part (measure.parse) does not
+    # count as reaching everything the rest of that part imports.
+    graph = module_graph()
+    broken = []
+    for part, never in NEVER.items():
+        reached = _reached_parts(graph, part)
+        broken += [reached[forbidden] for forbidden in never if forbidden in reached]
+    assert broken == []
+
+
+def test_the_layering_names_every_part():
+    # A new part must be placed in the layering on purpose (or be a face, which may import anything).
+    placed = set(NEVER) | set(FACES) | {"ratchet.budget", "ratchet.project", "ratchet._version", "ratchet.__main__"}
+    assert set(import_graph()) - {"ratchet"} <= placed, set(import_graph()) - placed

@@ -12,7 +12,16 @@ import pytest
 from conftest import sh, snapshot
 from rich.console import Console
 
-from ratchet import Ledger, Loop, Proposal, ProposalContext, Proposer, ProposerError, RunError, Verdict
+from ratchet import (
+    Ledger,
+    Loop,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    ProposerError,
+    RunError,
+    Verdict,
+)
 from ratchet.config import load_config
 from ratchet.report.terminal import Display
 

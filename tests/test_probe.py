@@ -14,10 +14,10 @@ from typing import Callable
 
 from conftest import NUMBER_CONFIG, run_cli, sh, snapshot
 
+from ratchet.commands.demo import prepare_demo
+from ratchet.commands.probe import EXIT_NOT_CAUGHT, EXIT_SAFE, ProbeReport, red_team
 from ratchet.config import load_config
-from ratchet.demo import prepare_demo
-from ratchet.probe import EXIT_NOT_CAUGHT, EXIT_SAFE, ProbeReport, red_team
-from ratchet.sandbox import probe as sandbox_probe
+from ratchet.measure.sandbox import probe as sandbox_probe
 
 SOLVER = """\
     import pathlib

@@ -14,8 +14,8 @@ from conftest import NUMBER_CONFIG, run_cli, sh, snapshot
 
 from ratchet.experiment import Verdict
 from ratchet.ledger import Ledger
-from ratchet.workspace import Workspace
-from ratchet.scope import Globs
+from ratchet.workspace.scope import Globs
+from ratchet.workspace.worktree import Workspace
 
 # Mostly small improvements, so that many kills land in the keep path (verdict -> commit -> ledger).
 PROPOSER = """\
@@ -98,8 +98,9 @@ def test_sigkill_at_random_moments_then_resume(number_repo):
 
 
 def _loop(repo: Path, proposals: list) -> "Loop":
-    from test_loop import Scripted
     from rich.console import Console
+    from test_loop import Scripted
+
     from ratchet.config import load_config
     from ratchet.loop import Loop
     from ratchet.report.terminal import Display

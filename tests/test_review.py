@@ -6,7 +6,6 @@ import json
 import sys
 
 import pytest
-
 from conftest import NUMBER_CONFIG, run_cli, sh
 
 from ratchet import Ledger, Verdict
@@ -115,9 +114,9 @@ def test_a_guard_review_may_overrule_holds_the_candidate(number_repo):
 def test_pending_reviews_show_in_the_report_and_mcp_status(number_repo, tmp_path):
     import asyncio
 
-    from ratchet.config import load_config
     from mcp import Client
 
+    from ratchet.config import load_config
     from ratchet.mcp_server import create_server
 
     config = NUMBER_CONFIG.replace('command = "true"', f'command = "{sys.executable} propose.py"').replace("iterations = 5", "iterations = 1")

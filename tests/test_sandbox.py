@@ -16,11 +16,17 @@ from pathlib import Path
 import pytest
 from conftest import NUMBER_CONFIG, make_repo, run_cli, sh
 
-from ratchet.containment import Containment
-from ratchet.environment import untrusted_env
-from ratchet.gitguard import GitGuard
-from ratchet.limits import Limits
-from ratchet.sandbox import Sandbox, hidden, named_paths, probe, repository_paths
+from ratchet.measure.containment import Containment
+from ratchet.measure.environment import untrusted_env
+from ratchet.measure.limits import Limits
+from ratchet.measure.sandbox import (
+    Sandbox,
+    hidden,
+    named_paths,
+    probe,
+    repository_paths,
+)
+from ratchet.workspace.gitguard import GitGuard
 
 
 def contained(sandboxed: bool, limits: Limits | None = None, **sandbox: object) -> Containment:
@@ -294,7 +300,7 @@ def accept_one(server: socket.socket, accepted: list[object]) -> None:
 
 
 def test_wildcard_allowed_secrets_are_scrubbed():
-    from ratchet.environment import untrusted_env
+    from ratchet.measure.environment import untrusted_env
 
     source = {"PATH": "/bin", "MY_SETTING": "1", "MY_API_KEY": "sk-x", "MY_TOKEN": "t", "OPENAI_API_KEY": "sk-y"}
     env = untrusted_env(allow=["MY_*"], source=source)
@@ -353,7 +359,7 @@ def test_revealed_binds_what_is_hidden_never_all_of_tmp(tmp_path):
 
 
 def test_hidden_path_hint(tmp_path):
-    from ratchet.sandbox import hidden_path_hint
+    from ratchet.measure.sandbox import hidden_path_hint
 
     data, repo, venv = tmp_path / "data", tmp_path / "repo", tmp_path / "v"
     for folder in (data, repo, venv / "bin"):
@@ -457,7 +463,7 @@ def test_measurements_write_no_bytecode_and_load_none_planted(checkout, sandbox_
 
 
 def test_module_folders_and_drop_bytecode(tmp_path):
-    from ratchet.containment import drop_bytecode, module_folders
+    from ratchet.measure.containment import drop_bytecode, module_folders
 
     files = {"bench.py": "", "pkg/a.py": "", "pkg/data.txt": "", "kept/c.py": "", "kept/__pycache__/c.cpython-311.pyc": ""}
     repo = make_repo(tmp_path / "repo", files)
@@ -554,7 +560,7 @@ def test_a_candidate_that_drops_bytecode_into_the_harness_is_tampered(number_rep
 
 
 def test_dropped_variable_hint():
-    from ratchet.environment import dropped_variable_hint
+    from ratchet.measure.environment import dropped_variable_hint
 
     source = {"PATH": "/bin", "MY_SETTING": "value-1", "MY_TOKEN": "value-2", "DEBUG": "value-3", "RATCHET_RUN": "t"}
     hint = dropped_variable_hint("Traceback ...\nKeyError: 'MY_SETTING'\n", [], section="[proposer] env", source=source)
@@ -635,7 +641,7 @@ def test_doctor_fails_a_guard_that_writes_into_the_harness(number_repo):
 
 def test_run_blockers(number_repo):
     from ratchet.config import load_config
-    from ratchet.doctor import run_blockers
+    from ratchet.workspace.preflight import run_blockers
 
     repo = number_repo(_config("auto"))
     config = load_config(repo / "ratchet.toml")

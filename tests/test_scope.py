@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ratchet.scope import Globs
-from ratchet.workspace import is_safe_relative
+from ratchet.workspace.scope import Globs
+from ratchet.workspace.worktree import is_safe_relative
 
 
 @pytest.mark.parametrize(

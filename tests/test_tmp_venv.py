@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ratchet.sandbox import hidden
+from ratchet.measure.sandbox import hidden
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,10 +15,10 @@ from test_loop import Scripted, number
 
 from ratchet import Ledger, Loop, Proposal, ProposalContext, Verdict
 from ratchet.config import Effect, VerdictSection, load_config
+from ratchet.measure.sandbox import probe
 from ratchet.report.terminal import Display
-from ratchet.sandbox import probe
-from ratchet.stats import paired_p_value, pocock_threshold
-from ratchet.verdict import SequentialPairs, SingleMeasurement
+from ratchet.verdict.policies import SequentialPairs, SingleMeasurement
+from ratchet.verdict.stats import paired_p_value, pocock_threshold
 
 
 def noisy_bench(counter: Path, sd: float = 1.0) -> str:

@@ -9,7 +9,13 @@ from ratchet.executors import Executor, LocalExecutor
 from ratchet.experiment import Experiment, GuardResult, Verdict
 from ratchet.ledger import Ledger
 from ratchet.loop import Loop, RunError, RunSummary
-from ratchet.proposers import Outcome, Proposal, ProposalContext, Proposer, ProposerError
+from ratchet.proposers import (
+    Outcome,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    ProposerError,
+)
 
 __all__ = [
     "Config",
@@ -28,6 +34,7 @@ __all__ = [
     "RunError",
     "RunSummary",
     "Verdict",
+    "__version__",
     "load_config",
     "parse_config",
 ]

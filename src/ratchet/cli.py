@@ -19,16 +19,27 @@ from typer.core import TyperCommand
 
 from ratchet._version import __version__
 from ratchet.budget import hms
+from ratchet.commands.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
+from ratchet.commands.review import Reviewer, ReviewError, diff_of
+from ratchet.commands.scaffold import (
+    ScaffoldError,
+    recipes,
+    write_recipe,
+    write_starter_files,
+)
 from ratchet.config import ConfigError
-from ratchet.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
 from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
 from ratchet.loop import Loop, RunError, run_lock_holder
 from ratchet.project import Project, ProjectError
-from ratchet.report.terminal import VERDICT_STYLE, format_change, format_metric, make_display
-from ratchet.review import Reviewer, ReviewError, diff_of
-from ratchet.scaffold import ScaffoldError, recipes, write_recipe, write_starter_files
-from ratchet.workspace import STATE_DIR, GitError, WorkspaceError, git
+from ratchet.report.terminal import (
+    VERDICT_STYLE,
+    format_change,
+    format_metric,
+    make_display,
+)
+from ratchet.state import STATE_DIR
+from ratchet.workspace.git import GitError, WorkspaceError, git
 
 app = typer.Typer(
     name="ratchet",
@@ -120,7 +131,7 @@ def init(
         out.print(f"Read the comments in ratchet.toml (and {guide}), point them at your project, then: ratchet doctor && ratchet run", markup=False)
         return
     if agent is not None:
-        from ratchet.agent_glue import write_agent_files
+        from ratchet.commands.agent_glue import write_agent_files
 
         try:
             for line in write_agent_files(project.root, agent, force=force):
@@ -266,7 +277,7 @@ def _status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, A
 
 
 def _sandbox_warning(project: Project, info: RunInfo) -> str | None:
-    from ratchet.containment import sandbox_warning
+    from ratchet.measure.containment import sandbox_warning
 
     try:
         section: Any = project.config().sandbox  # what the next session will do
@@ -517,10 +528,10 @@ def calibrate(
     config: ConfigOption = None,
 ) -> None:
     """Measure the noise: the champion against itself; recommend min_effect and pairs (power planning)."""
-    from ratchet.analysis import AnalysisError
-    from ratchet.analysis import calibrate as measure_noise
+    from ratchet.commands.analysis import AnalysisError
+    from ratchet.commands.analysis import calibrate as measure_noise
     from ratchet.config import parse_effect
-    from ratchet.workspace import BRANCH_PREFIX
+    from ratchet.workspace.worktree import BRANCH_PREFIX
 
     project = _project(config)
     try:
@@ -648,8 +659,8 @@ def review_reject(
 @app.command()
 def ablate(run: RunOption = None, config: ConfigOption = None) -> None:
     """Leave-one-out: re-measure the champion with each kept commit reverted; name keeps that add nothing."""
-    from ratchet.analysis import AnalysisError
-    from ratchet.analysis import ablate as leave_one_out
+    from ratchet.commands.analysis import AnalysisError
+    from ratchet.commands.analysis import ablate as leave_one_out
 
     project, ledger, info = _open(run)
     try:
@@ -687,7 +698,7 @@ def doctor(config: ConfigOption = None) -> None:
     with the hidden path or variable. `ratchet run` refuses what doctor fails on before its
     baseline (a scope or harness glob that matches nothing).
     """
-    from ratchet.doctor import diagnose
+    from ratchet.commands.doctor import diagnose
 
     project = _project(config)
     out.print(f"ratchet doctor: {project.root}")
@@ -720,7 +731,7 @@ def probe(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     the config change that would catch it) or skipped. Exit 0: nothing gets through; 1: something
     does; 2: the probe cannot run (a config error, or the metric fails on the champion).
     """
-    from ratchet.probe import EXIT_CANNOT_PROBE, ProbeError, red_team
+    from ratchet.commands.probe import EXIT_CANNOT_PROBE, ProbeError, red_team
 
     project = _project(config)
     try:
@@ -769,7 +780,7 @@ def try_(
     out (back to the champion); 2: invalid (outside the scope, the harness, nothing changed);
     3: nothing was tried (a run holds the lock, a broken config).
     """
-    from ratchet.referee import EXIT_NOT_TRIED, Referee, TryRefused
+    from ratchet.commands.referee import EXIT_NOT_TRIED, Referee, TryRefused
     from ratchet.report.terminal import Display
 
     try:

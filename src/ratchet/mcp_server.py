@@ -2,7 +2,7 @@
 
 The agent edits the checkout and calls ``try``; ratchet measures, keeps or discards, records.
 Tools: ``status``, ``history``, ``show``, ``try``, ``context``. Resources: ``ratchet://brief``
-and ``ratchet://ledger``. Everything shown is built by :mod:`ratchet.agent_view`, so the
+and ``ratchet://ledger``. Everything shown is built by :mod:`ratchet.report.agent_view`, so the
 holdout never reaches the agent. Errors the model should read are ``ToolError``s; stdout
 carries nothing but the protocol (the loop's messages go to stderr).
 """
@@ -20,11 +20,11 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from ratchet._version import __version__
-from ratchet.agent_view import ExperimentDetail, ExperimentRow, RunStatus
+from ratchet.commands.referee import Referee, TryRefused, TryReport
 from ratchet.config import CONFIG_FILE, Config, ConfigError, load_config
-from ratchet.referee import Referee, TryRefused, TryReport
+from ratchet.report.agent_view import ExperimentDetail, ExperimentRow, RunStatus
 from ratchet.report.terminal import Display
-from ratchet.workspace import GitError
+from ratchet.workspace.git import GitError
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer

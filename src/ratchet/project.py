@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ratchet.config import CONFIG_FILE, Config, load_config
 from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
-from ratchet.workspace import STATE_DIR, WorkspaceError, find_repo_root
+from ratchet.state import STATE_DIR
+from ratchet.workspace.git import WorkspaceError, find_repo_root
 
 
 class ProjectError(Exception):

@@ -1,4 +1,5 @@
-"""The run's state on disk that several parts share: the run lock (one process per run).
+"""The run's state on disk that several parts share: the ``.ratchet/`` folder and the run lock
+(one process per run).
 
 The loop takes the lock; `ratchet try`, the review queue, the reports and the MCP server ask
 who holds it. It lives here, below all of them, so that reading a run never imports the loop.
@@ -11,6 +12,8 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+STATE_DIR = ".ratchet"  # beside .git: the ledger, runs/<run>/{lock,logs,proposer}, worktrees/
 
 
 class RunError(Exception):

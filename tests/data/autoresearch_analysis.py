@@ -3,9 +3,9 @@
 # them on `ratchet export --format autoresearch` output, in a folder holding results.tsv.
 
 # ---- cell 1
-import pandas as pd
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 # Load the TSV (tab-separated, 5 columns: commit, val_bpb, memory_gb, status, description)
 df = pd.read_csv("results.tsv", sep="\t")

@@ -14,7 +14,7 @@ import tomlkit
 from conftest import run_cli, sh, snapshot
 
 from ratchet import Ledger
-from ratchet.demo import prepare_demo
+from ratchet.commands.demo import prepare_demo
 from ratchet.experiment import Experiment
 
 # Given to every step: edit(path, old, new) replaces text exactly once (or fails loudly), and

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 from conftest import make_repo, run_cli
-from report_helpers import HOSTILE, assert_fits, browser, config_text, expected, screenshot, target  # noqa: F401 (browser is a fixture)
+from report_helpers import (  # noqa: F401 (browser is a fixture)
+    HOSTILE,
+    assert_fits,
+    browser,
+    config_text,
+    expected,
+    screenshot,
+    target,
+)
 
 from ratchet.report.html import json_for_script
 

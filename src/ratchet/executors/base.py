@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ratchet.measure import CommandResult
+from ratchet.measure.runner import CommandResult
 
 
 @dataclass(frozen=True)

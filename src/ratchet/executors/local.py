@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Callable
 
 from ratchet.config import Config
-from ratchet.containment import Containment
 from ratchet.executors.base import Executor, Job
-from ratchet.measure import CommandResult, run_command
+from ratchet.measure.containment import Containment
+from ratchet.measure.runner import CommandResult, run_command
 
 
 class LocalExecutor(Executor):

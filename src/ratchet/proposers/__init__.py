@@ -30,7 +30,9 @@ def create_proposer(config: Config, root: Path | None = None) -> Proposer:
     section = config.proposer
     root = root or Path.cwd()
     if isinstance(section, OptunaProposerSection):
-        from ratchet.proposers.optuna import OptunaProposer  # optuna imports slowly: only when used
+        from ratchet.proposers.optuna import (
+            OptunaProposer,  # optuna imports slowly: only when used
+        )
 
         return OptunaProposer(section, direction=config.metric.direction)
     if isinstance(section, CommandProposerSection):
@@ -40,7 +42,7 @@ def create_proposer(config: Config, root: Path | None = None) -> Proposer:
     # Context commands run the champion's code: contained like a measurement.
     context = None
     if getattr(section, "context_commands", None):
-        from ratchet.containment import Containment
+        from ratchet.measure.containment import Containment
 
         context = Containment.for_measurements(config, root)
     money_budget = config.budget.cost_usd is not None

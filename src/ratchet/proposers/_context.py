@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from ratchet.config import ContextCommand
 from ratchet.experiment import Experiment, Verdict
-from ratchet.measure import run_command
+from ratchet.measure.runner import run_command
 from ratchet.proposers.base import ProposalContext
 from ratchet.proposers.brief import RULES
 
 if TYPE_CHECKING:
-    from ratchet.containment import Containment
+    from ratchet.measure.containment import Containment
 
 HYPOTHESIS_CHARS = 120
 REASON_CHARS = 80

@@ -109,7 +109,10 @@ def _lookups(model: str) -> list[tuple[str, str | None]]:
 
 
 def _known(ref: str, provider: str | None) -> bool:
-    from genai_prices import Usage, calc_price  # imported when a price is needed: it loads a large table
+    from genai_prices import (  # imported when a price is needed: it loads a large table
+        Usage,
+        calc_price,
+    )
 
     try:
         calc_price(Usage(input_tokens=0, output_tokens=0), ref, provider_id=provider)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ratchet.config import AgentProposerSection, CommandProposerSection, SandboxSection
 from ratchet.experiment import Experiment
-from ratchet.measure import CommandResult
+from ratchet.measure.runner import CommandResult
 from ratchet.proposers._context import ContextRunner, prompt_variables, read_scope
 from ratchet.proposers._prices import Tokens, missing_price, price_for, require_price
 from ratchet.proposers._templates import Templates
@@ -53,7 +53,7 @@ from ratchet.proposers.base import (
 from ratchet.proposers.command import CommandProposer, last_line, read_usage_file
 
 if TYPE_CHECKING:
-    from ratchet.containment import Containment
+    from ratchet.measure.containment import Containment
 
 
 @dataclass(frozen=True)

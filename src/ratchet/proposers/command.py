@@ -13,9 +13,16 @@ import shutil
 from pathlib import Path
 
 from ratchet.config import CommandProposerSection, SandboxSection
-from ratchet.containment import Containment
-from ratchet.measure import CommandResult, run_command
-from ratchet.proposers.base import FatalProposerError, Proposal, ProposalContext, Proposer, ProposerError, Usage
+from ratchet.measure.containment import Containment
+from ratchet.measure.runner import CommandResult, run_command
+from ratchet.proposers.base import (
+    FatalProposerError,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    ProposerError,
+    Usage,
+)
 from ratchet.proposers.brief import render_brief
 
 

@@ -48,7 +48,7 @@ from ratchet.proposers.optuna import (
 )
 
 if TYPE_CHECKING:
-    from ratchet.containment import Containment
+    from ratchet.measure.containment import Containment
 
 STRUCTURES_DIR = "structures"
 OVERLAY_DIR = "overlay"

@@ -54,10 +54,10 @@ from ratchet.proposers.base import (
     ProposerError,
     Usage,
 )
-from ratchet.workspace import is_safe_relative
+from ratchet.workspace.worktree import is_safe_relative
 
 if TYPE_CHECKING:
-    from ratchet.containment import Containment
+    from ratchet.measure.containment import Containment
 
 
 @dataclass

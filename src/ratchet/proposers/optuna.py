@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 from ratchet.config import OptunaProposerSection, ParamSpec
 from ratchet.experiment import Experiment, Verdict
 from ratchet.proposers._params import Param, discover_params, normalize, render_edits
-from ratchet.proposers.base import Outcome, Proposal, ProposalContext, Proposer, ProposerError
+from ratchet.proposers.base import (
+    Outcome,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    ProposerError,
+)
 
 if TYPE_CHECKING:  # optuna is imported lazily: `ratchet --help` should not pay for it
     import optuna
@@ -35,7 +41,11 @@ NO_PARAMS_HELP = (
 
 
 def _distribution(spec: ParamSpec) -> optuna.distributions.BaseDistribution:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     if spec.kind == "choice":
         return CategoricalDistribution(list(spec.choices))

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 from ratchet.ledger import Ledger
 from ratchet.project import Project, ProjectError
 from ratchet.report import require
-from ratchet.report.data import experiment_count, experiment_diff, output_tail, run_is_active, run_view
+from ratchet.report.data import (
+    experiment_count,
+    experiment_diff,
+    output_tail,
+    run_is_active,
+    run_view,
+)
 from ratchet.report.html import environment, finite_json, json_for_script
 
 if TYPE_CHECKING:

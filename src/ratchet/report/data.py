@@ -16,9 +16,9 @@ from typing import Any
 
 from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import Ledger, RunInfo
-from ratchet.state import run_lock_holder
-from ratchet.measure import read_tail
-from ratchet.workspace import STATE_DIR, GitError, git
+from ratchet.measure.runner import read_tail
+from ratchet.state import STATE_DIR, run_lock_holder
+from ratchet.workspace.git import GitError, git
 
 # A diff longer than this is cut: a report must stay a file a browser opens at once.
 DIFF_LIMIT = 200_000

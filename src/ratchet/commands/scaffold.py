@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from ratchet.config import CONFIG_FILE
-from ratchet.workspace import exclude_state_dir
+from ratchet.workspace.git import exclude_state_dir
 
 
 class ScaffoldError(Exception):

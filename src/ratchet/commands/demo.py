@@ -9,7 +9,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from ratchet.workspace import git
+from ratchet.workspace.git import git
 
 DEFAULT_EXAMPLE = "regression"
 

@@ -11,14 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ratchet import stats
 from ratchet.config import Config, Effect
 from ratchet.executors import Executor, LocalExecutor
+from ratchet.executors.sampler import (
+    MeasurementFailed,
+    PristineHarness,
+    Sampler,
+    harness_paths,
+)
 from ratchet.experiment import Experiment, Verdict
-from ratchet.sampling import MeasurementFailed, PristineHarness, Sampler, harness_paths
-from ratchet.scope import Globs
-from ratchet.verdict import SequentialPairs
-from ratchet.workspace import STATE_DIR, GitError, git, reference_checkout
+from ratchet.state import STATE_DIR
+from ratchet.verdict import stats
+from ratchet.verdict.policies import SequentialPairs
+from ratchet.workspace.git import GitError, git
+from ratchet.workspace.scope import Globs
+from ratchet.workspace.worktree import reference_checkout
 
 
 class AnalysisError(Exception):

@@ -12,24 +12,39 @@ from __future__ import annotations
 import io
 import os
 import stat
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 from pydantic import BaseModel
 from rich.console import Console
 
-from ratchet import workspace as _ws
-from ratchet.agent_view import ExperimentRow, RunView, champion_before, history_lines, proposer_reason, rows
 from ratchet.config import CONFIG_FILE, Config
 from ratchet.experiment import Experiment, Verdict, guard_failures
 from ratchet.loop import Loop, RunError, run_lock
 from ratchet.proposers.base import Proposal
+from ratchet.report.agent_view import (
+    ExperimentRow,
+    RunView,
+    champion_before,
+    history_lines,
+    proposer_reason,
+    rows,
+)
 from ratchet.report.terminal import Display, format_change, format_metric
-from ratchet.scope import Globs
-from ratchet.workspace import STATE_DIR, GitError, WorkspaceError, exclude_state_dir, is_safe_relative, parse_porcelain
+from ratchet.state import STATE_DIR
+from ratchet.workspace.git import (
+    GIT_ENV,
+    GitError,
+    WorkspaceError,
+    exclude_state_dir,
+    git_bytes,
+    parse_porcelain,
+    run_git,
+)
+from ratchet.workspace.scope import Globs
+from ratchet.workspace.worktree import is_safe_relative
 
 # The exit codes of `ratchet try`: what a shell loop branches on.
 EXIT_KEPT = 0
@@ -57,21 +72,6 @@ def exit_code_of(verdict: Verdict) -> int:
 # ---------------------------------------------------------------- git, bytes in and out
 
 
-def _git(cwd: Path, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
-    proc = subprocess.run(
-        ["git", *_ws._GIT_FLAGS, *args],
-        cwd=cwd,
-        env=dict(env or _ws._ENV),
-        input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True,
-    )
-    if proc.returncode not in ok:
-        message = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise GitError(f"git {' '.join(args[:2])}: {message[-1] if message else f'exit {proc.returncode}'}")
-    return proc.stdout
-
-
 def _nul_list(out: bytes) -> list[str]:
     return [item.decode(errors="surrogateescape") for item in out.split(b"\0") if item]
 
@@ -79,7 +79,7 @@ def _nul_list(out: bytes) -> list[str]:
 def _tree(root: Path, commit: str) -> dict[str, tuple[str, str]]:
     """path -> (mode, object id) of every file of ``commit``."""
     entries: dict[str, tuple[str, str]] = {}
-    for item in _nul_list(_git(root, "ls-tree", "-r", "-z", "--full-tree", commit)):
+    for item in _nul_list(git_bytes(root, "ls-tree", "-r", "-z", "--full-tree", commit)):
         meta, path = item.split("\t", 1)
         mode, _, sha = meta.split()
         entries[path] = (mode, sha)
@@ -109,7 +109,7 @@ def working_change(root: Path, champion: str, scope: Globs, harness: Globs, exem
     exempt = set(exempt)
     outside: list[str] = []
     untracked: list[str] = []
-    status = _git(root, "--no-optional-locks", "status", "--porcelain", "-z", "--no-renames", "-uall")
+    status = git_bytes(root, "--no-optional-locks", "status", "--porcelain", "-z", "--no-renames", "-uall")
     for change in parse_porcelain(status.decode(errors="surrogateescape")):
         path = change.path
         if scope.matches(path) and not harness.matches(path):
@@ -123,7 +123,7 @@ def working_change(root: Path, champion: str, scope: Globs, harness: Globs, exem
         else:
             outside.append(path)
     champion_files = set(scope.select(list(_tree(root, champion))))
-    listed = _nul_list(_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"))
+    listed = _nul_list(git_bytes(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"))
     present = {path for path in scope.select(listed) if os.path.lexists(root / path)}
     paths = sorted(path for path in champion_files | present if is_safe_relative(path) and not harness.matches(path))
     patch = ""
@@ -132,13 +132,13 @@ def working_change(root: Path, champion: str, scope: Globs, harness: Globs, exem
         # A private index at the champion, the scope's files added to it: its diff is the
         # proposal (new files, deletions, modes and binary files included).
         with tempfile.TemporaryDirectory(prefix="ratchet-try-") as folder:
-            env = {**_ws._ENV, "GIT_INDEX_FILE": str(Path(folder) / "index"), "GIT_LITERAL_PATHSPECS": "1"}
-            _git(root, "read-tree", champion, env=env)
+            env = {**GIT_ENV, "GIT_INDEX_FILE": str(Path(folder) / "index"), "GIT_LITERAL_PATHSPECS": "1"}
+            git_bytes(root, "read-tree", champion, env=env)
             listing = b"".join(path.encode(errors="surrogateescape") + b"\0" for path in paths)
-            _git(root, "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul", input=listing, env=env)
-            touched = tuple(_nul_list(_git(root, "diff", "--cached", "--name-only", "-z", "--no-renames", champion, env=env)))
+            git_bytes(root, "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul", input=listing, env=env)
+            touched = tuple(_nul_list(git_bytes(root, "diff", "--cached", "--name-only", "-z", "--no-renames", champion, env=env)))
             if touched:
-                raw = _git(root, "diff", "--cached", "--binary", "--no-renames", "--no-ext-diff", "--no-textconv", "--full-index", champion, env=env)
+                raw = git_bytes(root, "diff", "--cached", "--binary", "--no-renames", "--no-ext-diff", "--no-textconv", "--full-index", champion, env=env)
                 patch = raw.decode(errors="surrogateescape")
     return WorkingChange(patch, tuple(touched), tuple(sorted(outside)), tuple(sorted(untracked)))
 
@@ -146,16 +146,13 @@ def working_change(root: Path, champion: str, scope: Globs, harness: Globs, exem
 def patch_problem(root: Path, commit: str, patch: str) -> str | None:
     """Why ``patch`` would not apply to ``commit`` (git's words), or None; checked in a private index."""
     with tempfile.TemporaryDirectory(prefix="ratchet-try-") as folder:
-        env = {**_ws._ENV, "GIT_INDEX_FILE": str(Path(folder) / "index")}
+        env = {**GIT_ENV, "GIT_INDEX_FILE": str(Path(folder) / "index")}
         try:
-            _git(root, "read-tree", commit, env=env)
+            git_bytes(root, "read-tree", commit, env=env)
         except GitError as exc:
             return str(exc)
         # The flags of the loop's own `git apply` (Workspace.materialize), against the same tree.
-        proc = subprocess.run(
-            ["git", *_ws._GIT_FLAGS, "apply", "--check", "--cached", "--whitespace=nowarn", "-"],
-            cwd=root, env=env, input=patch.encode(errors="surrogateescape"), capture_output=True,
-        )  # fmt: skip
+        proc = run_git(root, "apply", "--check", "--cached", "--whitespace=nowarn", "-", input=patch.encode(errors="surrogateescape"), env=env)
     if proc.returncode == 0:
         return None
     lines = [line.removeprefix("error: ") for line in proc.stderr.decode(errors="replace").splitlines() if line.strip()]
@@ -195,7 +192,7 @@ def sync_scope(root: Path, commit: str, paths: Iterable[str], scope: Globs) -> l
 def _read_blobs(root: Path, shas: list[str]) -> dict[str, bytes]:
     if not shas:
         return {}
-    out = _git(root, "cat-file", "--batch", input="".join(f"{sha}\n" for sha in shas).encode())
+    out = git_bytes(root, "cat-file", "--batch", input="".join(f"{sha}\n" for sha in shas).encode())
     contents: dict[str, bytes] = {}
     at = 0
     while at < len(out):
@@ -405,7 +402,7 @@ class Referee:
     def _exempt(self) -> set[str]:
         # ratchet's own files (config, brief, an agent's glue) are read from the checkout, not
         # measured: editing them is no proposal, and no note either.
-        from ratchet.agent_glue import GLUE
+        from ratchet.commands.agent_glue import GLUE
 
         exempt = {CONFIG_FILE, self.config.run.brief, *(path for glue in GLUE.values() for path in (glue.instructions, glue.mcp_config))}
         if self.config_path is not None:
@@ -442,7 +439,7 @@ class _TryDisplay(Display):
 
 
 def _diff_names(root: Path, old: str, new: str) -> list[str]:
-    return _nul_list(_git(root, "diff", "--name-only", "-z", "--no-renames", old, new))
+    return _nul_list(git_bytes(root, "diff", "--name-only", "-z", "--no-renames", old, new))
 
 
 def _text(path: Path) -> str | None:

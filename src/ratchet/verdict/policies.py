@@ -10,10 +10,10 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from ratchet import stats
 from ratchet.config import Effect, GuardSection, HoldoutSection, VerdictSection
 from ratchet.experiment import GuardResult, Verdict
-from ratchet.measure import CommandResult, MetricParseError, parse_number
+from ratchet.measure.runner import CommandResult, MetricParseError, parse_number
+from ratchet.verdict import stats
 
 
 @dataclass(frozen=True)

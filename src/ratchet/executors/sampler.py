@@ -20,8 +20,8 @@ from typing import Callable, Mapping
 from ratchet.config import Config
 from ratchet.executors import CommandSpec, Executor, Job
 from ratchet.experiment import Verdict
-from ratchet.measure import CommandResult, MetricParseError, parse_number
-from ratchet.workspace import git
+from ratchet.measure.runner import CommandResult, MetricParseError, parse_number
+from ratchet.workspace.git import git
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from ratchet.ledger import LEDGER_FILE, Ledger
 from ratchet.loop import Loop, RunError
 from ratchet.proposers.base import Proposal
 from ratchet.report.terminal import Display
-from ratchet.workspace import STATE_DIR, GitError, WorkspaceError, git
+from ratchet.state import STATE_DIR
+from ratchet.workspace.git import GitError, WorkspaceError, git
 
 
 class ReviewError(Exception):

@@ -3,7 +3,7 @@
 :class:`Containment` gathers what applies to a kind of untrusted process (the measurements of a
 run, or a proposer command): the sandbox (or none, with the reason), resource limits, and the
 environment allowlist. :meth:`Containment.run` runs one command that way and returns the same
-:class:`~ratchet.measure.CommandResult` as :func:`~ratchet.measure.run_command`:
+:class:`~ratchet.measure.runner.CommandResult` as :func:`~ratchet.measure.runner.run_command`:
 
 - stdout and stderr go through pipes that ratchet drains as they fill; the logs keep the first
   and the last ``output`` bytes of each and say how much was cut, so a candidate printing
@@ -32,11 +32,24 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Mapping, Sequence
 
 from ratchet.config import Config, SandboxSection
-from ratchet.environment import dropped_variable_hint, untrusted_env
-from ratchet.limits import Cgroup, Limits
-from ratchet.measure import TERM_GRACE_SECONDS, CommandResult, read_tail, wait_for_exit
-from ratchet.sandbox import Sandbox, SandboxError, expand, hidden_path_hint, interpreter_paths, probe, repository_paths
-from ratchet.workspace import GitError, git
+from ratchet.measure.environment import dropped_variable_hint, untrusted_env
+from ratchet.measure.limits import Cgroup, Limits
+from ratchet.measure.runner import (
+    TERM_GRACE_SECONDS,
+    CommandResult,
+    read_tail,
+    wait_for_exit,
+)
+from ratchet.measure.sandbox import (
+    Sandbox,
+    SandboxError,
+    expand,
+    hidden_path_hint,
+    interpreter_paths,
+    probe,
+    repository_paths,
+)
+from ratchet.workspace.git import GitError, git
 
 # After the command and everything it left are killed, how long the pipes get to reach EOF.
 DRAIN_SECONDS = 2.0

@@ -6,8 +6,8 @@ it moves between two runs of the same code) and each guard (once on the champion
 that fails in the sandbox is run once more outside it: if it works there, the finding says
 that the sandbox is the cause, and which hidden path or variable it names.
 
-:func:`run_blockers` is the part a run checks before its baseline: what doctor fails on
-without running any of the project's commands.
+What a run checks before its baseline (:func:`ratchet.workspace.preflight.run_blockers`) is
+the part of this that runs none of the project's commands.
 """
 
 from __future__ import annotations
@@ -17,38 +17,36 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ratchet.config import Config, ConfigError, GuardSection, load_config
-from ratchet.containment import Containment
 from ratchet.executors import CommandSpec, Job, LocalExecutor
-from ratchet.limits import cgroup_support
-from ratchet.measure import CommandResult
-from ratchet.sampling import MeasurementFailed, PristineHarness, Sampler, harness_paths
-from ratchet.sandbox import INSTALL_HINT, SandboxError, probe
-from ratchet.scope import Globs
-from ratchet.verdict import evaluate_guard
-from ratchet.workspace import (
-    BRANCH_PREFIX,
-    STATE_DIR,
-    GitError,
-    exclude_state_dir,
-    git,
-    parse_porcelain,
-    reference_checkout,
+from ratchet.executors.sampler import (
+    MeasurementFailed,
+    PristineHarness,
+    Sampler,
+    harness_paths,
 )
+from ratchet.measure.containment import Containment
+from ratchet.measure.limits import cgroup_support
+from ratchet.measure.runner import CommandResult
+from ratchet.measure.sandbox import INSTALL_HINT, SandboxError, probe
+from ratchet.state import STATE_DIR
+from ratchet.verdict.policies import evaluate_guard
+from ratchet.workspace.git import GitError, exclude_state_dir, git, parse_porcelain
+from ratchet.workspace.preflight import (
+    NO_COMMIT,
+    Finding,
+    head_commit,
+    names,
+    run_blockers,
+    scope_and_harness,
+)
+from ratchet.workspace.scope import Globs
+from ratchet.workspace.worktree import BRANCH_PREFIX, reference_checkout
 
 MIN_GIT = (2, 26)  # trailers with valueonly and separator, status --ignored=matching
-
-
-@dataclass(frozen=True)
-class Finding:
-    status: str  # "ok", "warn", "fail"
-    what: str
-    detail: str
-    fix: str = ""
 
 
 def diagnose(root: Path, config_path: Path, report: Callable[[Finding], None] = lambda _: None) -> list[Finding]:
@@ -70,12 +68,12 @@ def diagnose(root: Path, config_path: Path, report: Callable[[Finding], None] = 
     add(Finding("ok", "config", f"{config_path.name}: run {config.run.name!r}, metric {config.metric.name!r} ({config.metric.direction}), proposer {config.proposer.kind}"))
     if config.sandbox.mode == "required" and not probe().usable:
         add(Finding("fail", "sandbox mode", '[sandbox] mode = "required" but the sandbox cannot run here', INSTALL_HINT))
-    head = _head(root)
+    head = head_commit(root)
     if head is None:
-        add(_NO_COMMIT)
+        add(NO_COMMIT)
         return findings
     scope_ok = True
-    for finding in _scope_and_harness(root, config, head):
+    for finding in scope_and_harness(root, config, head):
         scope_ok = scope_ok and finding.status != "fail"
         add(finding)
     if scope_ok:
@@ -83,20 +81,6 @@ def diagnose(root: Path, config_path: Path, report: Callable[[Finding], None] = 
         # doctor checks that the harness works; the probe checks that it cannot be fooled.
         add(Finding("ok", "red team", "`ratchet probe` tries a proposer's attacks on this harness (fake metric lines, harness rewrites, daemons, ...) and names the change that stops each"))
     return findings
-
-
-_NO_COMMIT = Finding("fail", "commits", "the repository has no commit yet", "commit your project: git add -A && git commit -m start")
-
-
-def run_blockers(config: Config, root: Path) -> list[Finding]:
-    """What must stop a run before its baseline, found without running any of its commands:
-    no commit, a scope that matches no committed file, a file in both scope and harness, a
-    harness glob that matches nothing (``harness = []`` checks nothing and passes). Each
-    finding's ``detail`` and ``fix`` are one line each."""
-    head = _head(root)
-    if head is None:
-        return [_NO_COMMIT]
-    return [finding for finding in _scope_and_harness(root, config, head, committed_only=True) if finding.status == "fail"]
 
 
 def _git_version() -> Finding:
@@ -146,51 +130,6 @@ def _user_namespaces() -> Finding:
     if values.get("max_user_namespaces", 1) == 0 or values.get("unprivileged_userns_clone", 1) == 0:
         return Finding("fail", "user namespaces", f"disabled ({', '.join(f'{k}={v}' for k, v in values.items())})", "sudo sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000")
     return Finding("ok", "user namespaces", ", ".join(f"{k}={v}" for k, v in values.items()) or "available")
-
-
-def _head(root: Path) -> str | None:
-    try:
-        return git(root, "rev-parse", "--verify", "HEAD").strip()
-    except GitError:
-        return None
-
-
-def _scope_and_harness(root: Path, config: Config, head: str, *, committed_only: bool = False) -> list[Finding]:
-    """``committed_only``: leave out the look at uncommitted harness edits (a run measures HEAD)."""
-    files = [path for path in git(root, "ls-tree", "-r", "-z", "--name-only", "--full-tree", head).split("\0") if path]
-    scope, harness = Globs(config.scope.mutable), Globs(config.scope.harness)
-    in_scope = scope.select(files)
-    out = []
-    if not in_scope:
-        out.append(Finding("fail", "scope", f"{config.scope.mutable} matches no file committed at HEAD ({head[:7]})", "fix [scope] mutable (globs are relative to the repository root; ** spans folders)"))
-    else:
-        out.append(Finding("ok", "scope", f"{len(in_scope)} file{'s' if len(in_scope) > 1 else ''}: {_names(in_scope)}"))
-    both = [path for path in in_scope if harness.matches(path)]
-    if both:
-        out.append(Finding("fail", "scope", f"{both[0]} is in both the mutable scope and the harness", "remove it from one of [scope] mutable and [scope] harness"))
-    in_harness = harness.select(files)
-    unmatched = [glob for glob in config.scope.harness if not Globs([glob]).select(files)]
-    if not config.scope.harness:
-        out.append(Finding("warn", "harness", "no [scope] harness: nothing checks that a candidate leaves the measurement alone", "list the files the metric depends on in [scope] harness"))
-    elif unmatched:
-        # A glob that matches nothing protects nothing: most often a typo, or files not committed.
-        which = config.scope.harness if len(unmatched) == len(config.scope.harness) else unmatched
-        out.append(Finding("fail", "harness", f"{which} matches no file committed at HEAD ({head[:7]})", "commit the harness files, or fix [scope] harness (harness = [] to check nothing)"))
-    elif committed_only:
-        pass
-    else:
-        changes = parse_porcelain(git(root, "--no-optional-locks", "status", "--porcelain", "-z", "--no-renames", "-uall"))
-        dirty = [c.path for c in changes if harness.matches(c.path)]
-        if dirty:
-            out.append(Finding("fail", "harness", f"not committed: {_names(dirty)} (a run measures HEAD, without them)", f"git add {' '.join(dirty[:5])} && git commit"))
-        else:
-            out.append(Finding("ok", "harness", f"{len(in_harness)} file{'s' if len(in_harness) > 1 else ''} committed: {_names(in_harness)}"))
-    return out
-
-
-def _names(paths: list[str], limit: int = 4) -> str:
-    shown = ", ".join(paths[:limit])
-    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
 # When a command fails in the sandbox and works outside it, and its output names nothing.
@@ -331,7 +270,7 @@ def _harness_left_alone(config: Config, folder: Path) -> Finding:
     if touched:
         return Finding(
             "fail", "harness",
-            f"the metric or a guard writes {_names(touched)} into the harness: a run would call every candidate tampered",
+            f"the metric or a guard writes {names(touched)} into the harness: a run would call every candidate tampered",
             "have the commands write outside [scope] harness (or list such build products in .gitignore)",
         )  # fmt: skip
     return Finding("ok", "harness", "the metric and the guards leave it as committed")

@@ -6,7 +6,7 @@ user's own harness and config: a fake metric line before and after the real one,
 the holdout's files, a daemon left behind, a sleep past the timeout, and a new file where the
 harness would load it (a ``conftest.py``). Each attack is a real candidate change: the scope
 files are edited through the workspace's scope check, then measured through the run's own
-path (containment and sandbox, the :class:`~ratchet.sampling.Sampler`, the harness check after
+path (containment and sandbox, the :class:`~ratchet.executors.sampler.Sampler`, the harness check after
 each sample; guards and holdout for a would-be keep). Each is judged on what a run would
 record: *caught* when the experiment would end invalid, tampered, crash or timeout, or the
 number read is not the fake one; *not caught* when the fake number would be taken or the
@@ -40,25 +40,29 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Literal
 
 from ratchet.config import Config, Parser
-from ratchet.containment import Containment
-from ratchet.doctor import run_blockers
 from ratchet.executors import CommandSpec, Job, LocalExecutor
+from ratchet.executors.sampler import (
+    Failure,
+    MeasurementFailed,
+    PristineHarness,
+    Sampler,
+    harness_paths,
+)
 from ratchet.experiment import GuardResult, Verdict
-from ratchet.measure import _NUMBER, MetricParseError, parse_number
+from ratchet.measure.containment import Containment
+from ratchet.measure.runner import _NUMBER, MetricParseError, parse_number
+from ratchet.measure.sandbox import INSTALL_HINT, SandboxError
+from ratchet.measure.sandbox import probe as probe_sandbox
 from ratchet.proposers.base import Proposal
-from ratchet.sampling import Failure, MeasurementFailed, PristineHarness, Sampler, harness_paths
-from ratchet.sandbox import INSTALL_HINT, SandboxError
-from ratchet.sandbox import probe as probe_sandbox
-from ratchet.scope import Globs
-from ratchet.verdict import evaluate_guard, holdout_regressed
-from ratchet.workspace import (
+from ratchet.state import STATE_DIR
+from ratchet.verdict.policies import evaluate_guard, holdout_regressed
+from ratchet.workspace.git import GitError, exclude_state_dir, git
+from ratchet.workspace.preflight import run_blockers
+from ratchet.workspace.scope import Globs
+from ratchet.workspace.worktree import (
     BRANCH_PREFIX,
-    STATE_DIR,
-    GitError,
     ScopeViolation,
     Workspace,
-    exclude_state_dir,
-    git,
     reference_checkout,
 )
 

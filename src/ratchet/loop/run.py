@@ -21,34 +21,56 @@ from typing import Any
 
 from ratchet.budget import Budget, Progress
 from ratchet.config import Config
-from ratchet.doctor import run_blockers
 from ratchet.executors import CommandSpec, Executor, Job, LocalExecutor
+from ratchet.executors.sampler import (
+    Failure,
+    MeasurementFailed,
+    PristineHarness,
+    Sampler,
+    harness_paths,
+)
 from ratchet.experiment import Experiment, GuardResult, Verdict, guard_failures
-from ratchet.hardware import fingerprint, hardware_info
 from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
-from ratchet.measure import CommandResult, MetricParseError, parse_number
-from ratchet.proposers import Outcome, Proposal, ProposalContext, Proposer, ProposerError, create_proposer
+from ratchet.measure.hardware import fingerprint, hardware_info
+from ratchet.measure.runner import MetricParseError, parse_number
+from ratchet.proposers import (
+    Outcome,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    ProposerError,
+    create_proposer,
+)
 from ratchet.proposers.base import BudgetExhausted, FatalProposerError, Usage
 from ratchet.report.terminal import Display, PlainDisplay
-from ratchet.scope import Globs
-from ratchet.state import RunError, run_lock, run_lock_holder
-from ratchet.stats import Noise, confidence_interval, estimate_noise, noise_floor
-from ratchet.stats import improvement as improvement_of
-from ratchet.sampling import Failure, MeasurementFailed, PristineHarness, Sampler, harness_paths
-from ratchet.verdict import Decision, Judgement, evaluate_guard, guarded, holdout_regressed, policy_for
-from ratchet.workspace import (
+from ratchet.state import STATE_DIR, RunError, run_lock, run_lock_holder
+from ratchet.verdict.policies import (
+    Decision,
+    Judgement,
+    evaluate_guard,
+    guarded,
+    holdout_regressed,
+    policy_for,
+)
+from ratchet.verdict.stats import (
+    Noise,
+    confidence_interval,
+    estimate_noise,
+    noise_floor,
+)
+from ratchet.verdict.stats import improvement as improvement_of
+from ratchet.workspace.git import GitError, exclude_state_dir
+from ratchet.workspace.preflight import run_blockers
+from ratchet.workspace.scope import Globs
+from ratchet.workspace.worktree import (
     EXPERIMENT_TRAILER,
-    STATE_DIR,
     Candidate,
-    GitError,
-    Leftovers,
     GitTampered,
+    Leftovers,
     ScopeViolation,
     Workspace,
-    exclude_state_dir,
     reference_checkout,
 )
-
 
 # Settings that define what the run's numbers mean: changing them mid-run would compare
 # apples with oranges, so a resumed run refuses.

@@ -10,31 +10,27 @@ import difflib
 import hashlib
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping
 
-from ratchet.gitguard import GitGuard, restore_dotgit, worktree_gitdir
-from ratchet.scope import Globs
+from ratchet.state import STATE_DIR
+from ratchet.workspace.git import (
+    GIT_ENV,
+    Change,
+    GitError,
+    WorkspaceError,
+    git,
+    parse_porcelain,
+)
+from ratchet.workspace.gitguard import GitGuard, restore_dotgit, worktree_gitdir
+from ratchet.workspace.scope import Globs
 
 if TYPE_CHECKING:  # a proposal is only read here: the proposers sit above the workspace
     from ratchet.proposers.base import Proposal
 
-STATE_DIR = ".ratchet"
 BRANCH_PREFIX = "ratchet/"
 EXPERIMENT_TRAILER = "Ratchet-Experiment"
-
-# Every git call: no hooks (a candidate must not get code run by ratchet's own commits), no
-# signing prompts, no background gc pauses between experiments.
-_GIT_FLAGS = (
-    "-c", "core.hooksPath=/dev/null",
-    "-c", "commit.gpgsign=false",
-    "-c", "gc.auto=0",
-    "-c", "core.fsmonitor=false",
-    "-c", "advice.detachedHead=false",
-    "-c", "log.showSignature=false",
-)  # fmt: skip
 
 _FALLBACK_IDENTITY = {
     "GIT_AUTHOR_NAME": "ratchet",
@@ -44,77 +40,12 @@ _FALLBACK_IDENTITY = {
 }
 
 
-class GitError(Exception):
-    """A git command failed; the message holds git's own words."""
-
-
-class WorkspaceError(Exception):
-    """The repository is not in a state a run can start from (one line for the user)."""
-
-
 class ScopeViolation(Exception):
     """A proposal touched something outside the mutable scope."""
 
 
 class GitTampered(ScopeViolation):
     """The proposer changed the repository's git hooks or config (put back before anything ran)."""
-
-
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
-        env.pop(name, None)  # set by a calling git hook, they would redirect every command
-    return env
-
-
-_ENV = _git_env()
-
-
-def git(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
-    """Run ``git args`` in ``cwd``; return stdout; raise :class:`GitError` on failure."""
-    proc = subprocess.run(
-        ["git", *_GIT_FLAGS, *args],
-        cwd=cwd,
-        env=env or _ENV,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        errors="surrogateescape",
-    )
-    if check and proc.returncode != 0:
-        message = (proc.stderr or proc.stdout).strip().splitlines()
-        raise GitError(f"git {' '.join(args[:2])}: {message[-1] if message else f'exit {proc.returncode}'}")
-    return proc.stdout
-
-
-def find_repo_root(path: Path) -> Path:
-    try:
-        out = git(path, "rev-parse", "--show-toplevel")
-    except (GitError, FileNotFoundError, NotADirectoryError):
-        raise WorkspaceError(f"{path} is not inside a git repository (run `git init` first)") from None
-    return Path(out.strip())
-
-
-def exclude_state_dir(repo_root: Path) -> None:
-    """Keep ``.ratchet/`` out of git through ``.git/info/exclude`` (not the tracked .gitignore)."""
-    exclude = Path(git(repo_root, "rev-parse", "--git-path", "info/exclude").strip())
-    if not exclude.is_absolute():
-        exclude = repo_root / exclude
-    line = f"/{STATE_DIR}/"
-    existing = exclude.read_text().splitlines() if exclude.exists() else []
-    if line not in existing:
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        with exclude.open("a") as handle:
-            if existing and existing[-1] != "":
-                handle.write("\n")
-            handle.write(f"{line}\n")
-
-
-@dataclass(frozen=True)
-class Change:
-    status: str  # porcelain XY, e.g. " M", "??", " D"
-    path: str
 
 
 @dataclass(frozen=True)
@@ -148,15 +79,6 @@ class Leftovers:
     def needs_clean(self, candidate: Candidate | None) -> bool:
         kept = candidate.new_paths if candidate else frozenset()
         return any(c.status in ("??", "!!") and c.path not in kept for c in self.changed)
-
-
-def parse_porcelain(out: str) -> list[Change]:
-    """Parse ``git status --porcelain -z --no-renames``."""
-    changes = []
-    for entry in out.split("\0"):
-        if len(entry) > 3:
-            changes.append(Change(entry[:2], entry[3:]))
-    return changes
 
 
 def _unified_diff(path: str, old: str | None, new: str | None) -> str:
@@ -277,7 +199,7 @@ class Workspace:
     def identity_env(self) -> dict[str, str]:
         """The user's git identity if configured, otherwise "ratchet" (a fresh machine has none)."""
         if self._identity_env is None:
-            env = dict(_ENV)
+            env = dict(GIT_ENV)
             name = git(self.repo_root, "config", "user.name", check=False).strip()
             email = git(self.repo_root, "config", "user.email", check=False).strip()
             if not (name and email):

@@ -15,12 +15,13 @@ from pydantic import BaseModel
 from ratchet.config import Config
 from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import LEDGER_FILE, Ledger
-from ratchet.state import run_lock_holder
 from ratchet.proposers.base import ProposalContext
 from ratchet.proposers.brief import render_brief
 from ratchet.report.terminal import format_change, format_metric
-from ratchet.scope import Globs
-from ratchet.workspace import BRANCH_PREFIX, STATE_DIR, GitError, git
+from ratchet.state import STATE_DIR, run_lock_holder
+from ratchet.workspace.git import GitError, git
+from ratchet.workspace.scope import Globs
+from ratchet.workspace.worktree import BRANCH_PREFIX
 
 HIDDEN = "the holdout check's details are hidden from proposers"
 HYPOTHESIS_CHARS = 160

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ratchet.commands.scaffold import ScaffoldError, write_starter_files
 from ratchet.config import CONFIG_FILE
-from ratchet.scaffold import ScaffoldError, write_starter_files
 
 AGENTS = ("claude", "codex", "generic")
 SERVER = "ratchet"
