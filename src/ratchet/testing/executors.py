@@ -1,0 +1,5 @@
+"""The executor conformance suite (being written)."""
+
+
+class ExecutorContract:
+    """Tests every executor must pass."""
