@@ -1,5 +1,19 @@
 """The verdict: keep or discard, from samples only.
 
 ``policies`` are the ways to compare a candidate with its champion; ``stats`` the tests and
-estimates behind them; guards' bounds and the holdout are judged here too.
+estimates behind them; ``effect`` the one meaning of ``min_effect`` (its scale and threshold);
+``guards`` the guards' bounds; ``holdout`` the overfitting check and the one redaction for
+proposers. Import from here: ``from ratchet.verdict import policy_for, redact_for_proposer``.
 """
+
+from ratchet.verdict.decision import Decision
+from ratchet.verdict.effect import relative_change
+from ratchet.verdict.guards import evaluate_guard, guarded
+from ratchet.verdict.holdout import holdout_regressed, redact_for_proposer
+from ratchet.verdict.policies import Judgement, VerdictPolicy, policy_for
+from ratchet.verdict.stats import improvement
+
+__all__ = [
+    "Decision", "Judgement", "VerdictPolicy", "evaluate_guard", "guarded", "holdout_regressed", "improvement", "policy_for",
+    "redact_for_proposer", "relative_change",
+]  # fmt: skip

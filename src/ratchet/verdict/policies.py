@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import abc
-import dataclasses
 import math
 import random
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from ratchet.config import Effect, GuardSection, HoldoutSection, VerdictSection
-from ratchet.experiment import GuardResult, Verdict
-from ratchet.measure.runner import CommandResult, MetricParseError, parse_number
+from ratchet.config import Effect, VerdictSection
+from ratchet.experiment import Verdict
 from ratchet.verdict import stats
+from ratchet.verdict.decision import Decision as Decision
+from ratchet.verdict.effect import relative_change
+from ratchet.verdict.stats import improvement
 
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: Verdict
-    reason: str
-
-
-def improvement(direction: str, champion: float, candidate: float) -> float:
-    """How much better the candidate is, in the metric's units (positive = better)."""
-    return champion - candidate if direction == "minimize" else candidate - champion
-
-
-def relative_change(champion: float, candidate: float) -> float | None:
-    """(candidate - champion) / |champion|, or None at zero."""
-    return None if champion == 0 else (candidate - champion) / abs(champion)
+# Re-exported where they lived before verdict/guards.py and verdict/holdout.py, until every
+# importer takes them from ``ratchet.verdict``.
+from ratchet.verdict.guards import evaluate_guard as evaluate_guard
+from ratchet.verdict.guards import guarded as guarded
+from ratchet.verdict.holdout import holdout_regressed as holdout_regressed
 
 
 class Sampler(Protocol):
@@ -81,17 +72,6 @@ class VerdictPolicy(abc.ABC):
     def would_keep(self, champion: float, candidate: float) -> Decision:
         """One candidate value against one champion value: KEEP when better enough."""
 
-
-
-def guarded(decision: Decision, guards: Sequence[GuardResult], overrulable: set[str] = set()) -> Decision:
-    """The metric's decision, taken away by a failing guard (the guards never re-judge the metric:
-    a keep decided on a re-measured champion stands against it, not against a recorded score).
-    Guards in ``overrulable`` ([review] when) do not discard: the caller holds the keep for review."""
-    failed = [guard for guard in guards if not guard.passed and guard.name not in overrulable]
-    if decision.verdict is not Verdict.KEEP or not failed:
-        return decision
-    names = ", ".join(f"{guard.name} ({guard.reason})" for guard in failed)
-    return Decision(Verdict.DISCARD, f"{decision.reason}, but guard failed: {names}")
 
 
 class SingleMeasurement(VerdictPolicy):
@@ -227,56 +207,3 @@ def policy_for(section: VerdictSection, direction: str, deterministic: bool = Fa
     if section.mode == "sequential":
         return SequentialPairs(section, direction, deterministic)
     raise ValueError(f"unknown verdict mode {section.mode!r}")  # pragma: no cover - config validates
-
-
-def holdout_regressed(spec: HoldoutSection, champion: float, candidate: float) -> str | None:
-    """Why the holdout says the candidate overfits (worse beyond its bound), or None."""
-    worse_by = -improvement(spec.direction, champion, candidate)
-    allowed = spec.max_regression.amount(champion)
-    if worse_by > allowed:
-        return f"holdout got worse: {candidate:.6g} vs champion's {champion:.6g} (allowed {spec.max_regression})"
-    return None
-
-
-# How much of a failing guard's output is kept with its result (the full logs stay on disk).
-GUARD_TAIL_BYTES = 1500
-
-
-def evaluate_guard(spec: GuardSection, result: CommandResult | None, champion_value: float | None) -> GuardResult:
-    """Did the candidate pass this guard? ``result`` None means it never ran (an earlier one failed)."""
-    found = _evaluate_guard(spec, result, champion_value)
-    if found.passed or result is None:
-        return found
-    return dataclasses.replace(found, output_tail=result.tail(GUARD_TAIL_BYTES))
-
-
-def _evaluate_guard(spec: GuardSection, result: CommandResult | None, champion_value: float | None) -> GuardResult:
-    if result is None:
-        return GuardResult(spec.name, passed=False, exit_code=None, reason="not run", skipped=True)
-    if result.timed_out:
-        return GuardResult(spec.name, passed=False, exit_code=None, reason="timed out")
-    if result.interrupted:
-        return GuardResult(spec.name, passed=False, exit_code=None, reason="interrupted")
-    if not result.ok:
-        # The hint (a variable the allowlist dropped, a path the sandbox hides) says what the exit code cannot.
-        hint = f"; {result.hint}" if result.hint else ""
-        return GuardResult(spec.name, passed=False, exit_code=result.exit_code, reason=f"exit {result.exit_code}{hint}")
-    if not spec.parses_number:
-        return GuardResult(spec.name, passed=True, exit_code=0)
-    try:
-        value = parse_number(result.read(spec.stream), spec)
-    except MetricParseError as exc:
-        return GuardResult(spec.name, passed=False, exit_code=0, reason=str(exc))
-    if spec.min is not None and value < spec.min:
-        return GuardResult(spec.name, False, 0, value, f"{value:g} is below the minimum {spec.min:g}")
-    if spec.max is not None and value > spec.max:
-        return GuardResult(spec.name, False, 0, value, f"{value:g} is above the maximum {spec.max:g}")
-    if spec.max_regression is not None and champion_value is not None:
-        worse_by = -improvement(spec.direction, champion_value, value)
-        allowed = spec.max_regression.amount(champion_value)
-        if worse_by > allowed:
-            return GuardResult(
-                spec.name, False, 0, value,
-                f"{value:g} regresses from the champion's {champion_value:g} by more than {spec.max_regression}",
-            )  # fmt: skip
-    return GuardResult(spec.name, passed=True, exit_code=0, value=value)

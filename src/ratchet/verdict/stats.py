@@ -31,8 +31,9 @@ MIN_PAIRS = 3
 _SIMULATIONS = 200_000
 
 
-def improvement(direction: str, champion: float, candidate: float, log_scale: bool) -> float:
-    """One paired difference, positive when the candidate is better."""
+def improvement(direction: str, champion: float, candidate: float, log_scale: bool = False) -> float:
+    """How much better the candidate is (positive = better): one paired difference, in the metric's
+    units or, on a log scale, as a log ratio. The one definition: policies, guards, holdout use it."""
     if log_scale:
         champion, candidate = math.log(champion), math.log(candidate)
     return champion - candidate if direction == "minimize" else candidate - champion
