@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ratchet.config import ConfigError, Parser, parse_config
-from ratchet.measure.runner import MetricParseError, parse_number
+from ratchet.measure.parse import MetricParseError, parse_number
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -20,7 +20,8 @@ from typing import Callable, Mapping
 from ratchet.config import Config
 from ratchet.executors import CommandSpec, Executor, Job
 from ratchet.experiment import Verdict
-from ratchet.measure.runner import CommandResult, MetricParseError, parse_number
+from ratchet.measure.parse import MetricParseError, parse_number
+from ratchet.measure.runner import CommandResult
 from ratchet.workspace.git import git
 
 

@@ -1,24 +1,36 @@
-"""Run one command with a timeout that kills its whole process group; parse a number from it."""
+"""The one process runner: spawn, wait, timeout, group kill, capped logs, leftovers.
+
+Every command ratchet runs for a target goes through :func:`run_process`: plainly with
+:func:`run_command` (the trusted score step, proposer commands without containment), or wrapped
+by :class:`~ratchet.measure.containment.Containment` (sandbox, limits, environment allowlist,
+leftovers named). The command runs in its own session, so its own process group; on timeout
+(or when asked to abandon) the whole group gets SIGTERM, then SIGKILL after a grace period; when
+it ends, whatever it left in its group is killed too. stdout and stderr go through pipes that
+are drained as they fill into log files (capped: the first and the last bytes), so a chatty
+command can never block.
+"""
 
 from __future__ import annotations
 
-import json
-import math
+import collections
+import collections.abc
+import fcntl
 import os
-import re
 import select
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
-
-from ratchet.config import Parser
+from resource import struct_rusage
+from typing import Callable, Iterator, Mapping
 
 # After SIGTERM, how long the process group gets to exit before SIGKILL.
 TERM_GRACE_SECONDS = 1.0
+# After the command and everything it left are killed, how long the pipes get to reach EOF.
+DRAIN_SECONDS = 2.0
 TAIL_BYTES = 4000
+PIPE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,9 @@ class CommandResult:
     # When a contained command failed and its output names the cause containment put there (a
     # variable the allowlist dropped, a path the sandbox hides): one line naming the fix.
     hint: str = ""
+    # The hardware fingerprint (measure.hardware) of the machine the command ran on, set by the
+    # executor: a number is only comparable with numbers measured on the same machine.
+    fingerprint: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -86,11 +101,20 @@ def read_tail(path: Path, limit: int) -> str:
     return text if size <= limit else "…" + text
 
 
-def _kill_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+@dataclass(frozen=True)
+class Launch:
+    """How one command starts: the plain shell, or what containment wraps around it."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] | None = None  # None: ratchet's own environment
+    output_cap: int | None = None  # bytes kept from the start and from the end of each stream; None: all
+    # Run in the child before the command (limits, joining a cgroup): only async-signal-safe work.
+    preexec: Callable[[], None] | None = None
+    stdin: int | None = None  # a descriptor the child gets as stdin (its owner closes it); else /dev/null
+
+    @classmethod
+    def shell(cls, command: str, env: Mapping[str, str] | None = None) -> "Launch":
+        return cls(argv=("/bin/sh", "-c", command), env=env)
 
 
 def run_command(
@@ -102,71 +126,114 @@ def run_command(
     env: Mapping[str, str] | None = None,
     should_abandon: Callable[[], bool] | None = None,
 ) -> CommandResult:
-    """Run ``command`` through the shell in its own session (so its own process group).
+    """Run ``command`` plainly through the shell: ``env`` (or ratchet's environment), full logs,
+    the group killed at the end. Logs go to ``<log_prefix>.stdout`` / ``.stderr``."""
+    return run_process(command, Launch.shell(command, env), cwd=cwd, timeout=timeout, log_prefix=log_prefix, should_abandon=should_abandon)
 
-    stdout and stderr go straight to ``<log_prefix>.stdout`` / ``.stderr`` (no pipes, so a
-    chatty command can never block). On timeout the whole group gets SIGTERM, then SIGKILL
-    after a grace period; when the command ends, whatever it left running in its group is
-    killed too. The peak RSS comes from ``wait4`` (the command and its waited-for children).
+
+def run_process(
+    command: str,
+    launch: Launch,
+    *,
+    cwd: Path,
+    timeout: float,
+    log_prefix: Path,
+    should_abandon: Callable[[], bool] | None = None,
+    leftovers: Callable[[], list[tuple[str, str]]] | None = None,
+) -> CommandResult:
+    """Run ``launch`` in ``cwd`` in its own process group until it ends, ``timeout`` passes or
+    ``should_abandon()`` says so; ``command`` is what the result names.
+
+    ``leftovers`` is called once the command has ended: it kills what the command left running
+    and returns (name, where) of each, which the result names (see :mod:`ratchet.measure.processes`).
+    The peak RSS comes from ``wait4`` (the command and its waited-for children).
     """
-    log_prefix.parent.mkdir(parents=True, exist_ok=True)
-    stdout_path = log_prefix.with_name(log_prefix.name + ".stdout")
-    stderr_path = log_prefix.with_name(log_prefix.name + ".stderr")
+    streams = _Streams(log_prefix, launch.output_cap)
     started = time.monotonic()
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", command],
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-    pgid = proc.pid
-    deadline = started + timeout
-    status, rusage, timed_out, interrupted = wait_for_exit(proc.pid, deadline, should_abandon)
-    if status is None:
-        timed_out = not interrupted
-        _kill_group(pgid, signal.SIGTERM)
-        status, rusage, _, _ = wait_for_exit(proc.pid, time.monotonic() + TERM_GRACE_SECONDS, None)
-        if status is None:
-            _kill_group(pgid, signal.SIGKILL)
-            _, status, rusage = os.wait4(proc.pid, 0)
-    # Nothing of the command outlives its measurement (daemons that setsid escape this;
-    # the sandbox's PID namespace closes that gap where it is available).
-    _kill_group(pgid, signal.SIGKILL)
+    try:
+        proc = _spawn(launch, cwd, streams)
+    except OSError:
+        streams.close()
+        raise
+    status, rusage, timed_out, interrupted = _wait_or_kill(proc.pid, started + timeout, should_abandon, streams)
     proc.returncode = os.waitstatus_to_exitcode(status)  # keeps Popen from waiting again
-    seconds = time.monotonic() - started
-    exit_code = None if (timed_out or interrupted) else proc.returncode
+    # Named before the group kill below, while they can still be seen.
+    survivors = leftovers() if leftovers is not None else []
+    # Nothing of the command outlives its measurement (daemons that setsid escape the group:
+    # ``leftovers`` finds those, and the sandbox's PID namespace keeps them in).
+    _kill_group(proc.pid, signal.SIGKILL)
+    streams.drain(time.monotonic() + DRAIN_SECONDS)
+    note = ""
+    if survivors:
+        listed = ", ".join(f"{name} ({where})" for name, where in survivors)
+        note = f"[ratchet: the command left {len(survivors)} process(es) running: {listed}; killed]\n"
+    streams.close(note)
+    failing = timed_out or interrupted
     return CommandResult(
         command=command,
-        exit_code=exit_code,
-        timed_out=timed_out,
+        exit_code=None if failing else proc.returncode,
+        timed_out=timed_out and not interrupted,
         interrupted=interrupted,
-        seconds=seconds,
-        stdout_path=stdout_path,
-        stderr_path=stderr_path,
+        seconds=time.monotonic() - started,
+        stdout_path=streams.stdout_path,
+        stderr_path=streams.stderr_path,
         max_rss_bytes=rusage.ru_maxrss * 1024 if rusage is not None else None,
+        survivors=() if failing else tuple(name for name, _ in survivors),
     )
 
 
-def wait_for_exit(
-    pid: int,
-    deadline: float,
-    should_abandon: Callable[[], bool] | None,
-    readers: Mapping[int, Callable[[int], None]] | None = None,
-) -> tuple[int | None, "os.struct_rusage | None", bool, bool]:
-    """Wait for ``pid`` until ``deadline``; return (status, rusage, timed_out, interrupted).
+def _spawn(launch: Launch, cwd: Path, streams: "_Streams") -> "subprocess.Popen[bytes]":
+    try:
+        return subprocess.Popen(
+            list(launch.argv),
+            cwd=cwd,
+            env=dict(launch.env) if launch.env is not None else None,
+            stdin=launch.stdin if launch.stdin is not None else subprocess.DEVNULL,
+            stdout=streams.out_write,
+            stderr=streams.err_write,
+            start_new_session=True,
+            preexec_fn=launch.preexec,
+        )
+    finally:
+        streams.spawned()
 
-    ``readers`` maps file descriptors to call when they become readable while waiting (the
-    containment drains its output pipes this way); the mapping may shrink as streams end.
-    """
+
+def _kill_group(pgid: int, sig: int) -> None:
+    """The one kill: ``sig`` to the command's whole process group (gone already: nothing to do)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# (exit status, resource usage, timed out, interrupted); no status while the command still runs.
+_Wait = tuple[int | None, struct_rusage | None, bool, bool]
+
+
+def _wait_or_kill(
+    pid: int, deadline: float, should_abandon: Callable[[], bool] | None, streams: "_Streams"
+) -> tuple[int, struct_rusage | None, bool, bool]:
+    """Wait for the command; past ``deadline`` or abandoned: SIGTERM to its group, then SIGKILL.
+    Returns (status, rusage, timed_out, interrupted)."""
+    status, rusage, timed_out, interrupted = _wait_for_exit(pid, deadline, should_abandon, streams.pumps)
+    if status is None:
+        _kill_group(pid, signal.SIGTERM)
+        status, rusage, _, _ = _wait_for_exit(pid, time.monotonic() + TERM_GRACE_SECONDS, None, streams.pumps)
+        if status is None:
+            _kill_group(pid, signal.SIGKILL)
+            _, status, rusage = os.wait4(pid, 0)
+    return status, rusage, timed_out, interrupted
+
+
+def _wait_for_exit(
+    pid: int, deadline: float, should_abandon: Callable[[], bool] | None, readers: Mapping[int, Callable[[int], None]]
+) -> _Wait:
+    """Wait for ``pid`` until ``deadline`` while draining ``readers`` (descriptors to call when
+    readable; the mapping may shrink as streams end); (status, rusage, timed_out, interrupted)."""
     try:
         pidfd: int | None = os.pidfd_open(pid)
     except (AttributeError, OSError):
         pidfd = None
-    readers = readers or {}
     try:
         while True:
             waited, status, rusage = os.wait4(pid, os.WNOHANG)
@@ -181,11 +248,7 @@ def wait_for_exit(
             # least every 0.2 s to notice an abandon request (every 5 ms without a pidfd).
             watch = [*readers, *([pidfd] if pidfd is not None else [])]
             step = min(remaining, 0.2 if pidfd is not None else 0.005)
-            if watch:
-                ready, _, _ = select.select(watch, [], [], step)
-            else:
-                time.sleep(step)
-                ready = []
+            ready, _, _ = select.select(watch, [], [], step)
             for fd in ready:
                 if fd in readers:
                     readers[fd](fd)
@@ -194,59 +257,133 @@ def wait_for_exit(
             os.close(pidfd)
 
 
-# ---------------------------------------------------------------- parsing
-
-_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)\b", re.IGNORECASE)
+# ---------------------------------------------------------------- output
 
 
-class MetricParseError(ValueError):
-    """The output holds no usable number (missing, NaN or infinite)."""
-
-
-def parse_number(output: str, parser: Parser) -> float:
-    """Read one finite number from a command's output, the way ``parser`` says."""
-    kind = parser.parser_kind
-    if kind == "regex":
-        assert parser.regex is not None
-        matches = list(re.finditer(parser.regex, output, re.MULTILINE))
-        if not matches:
-            raise MetricParseError(f"the regex {parser.regex!r} matched nothing in the output")
-        text = matches[-1].group(1)
-    elif kind == "json":
-        assert parser.json_key is not None
-        text = _json_value(output, parser.json_key)
-    else:
-        numbers = _NUMBER.findall(output)
-        if not numbers:
-            raise MetricParseError("the output holds no number")
-        text = numbers[-1]
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise MetricParseError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise MetricParseError(f"the metric is {value} (not a finite number)")
-    return value
-
-
-def _json_value(output: str, key: str) -> str:
-    """The value at dotted ``key`` in the whole output as JSON, else in the last JSON line that has it."""
-    candidates = [output] + [line for line in reversed(output.splitlines()) if line.strip().startswith("{")]
-    for candidate in candidates:
+def pipe() -> tuple[int, int]:
+    """A pipe with a large buffer (fewer wake-ups for chatty commands) and a non-blocking read end."""
+    read, write = os.pipe()
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
         try:
-            node = json.loads(candidate)
-        except ValueError:
-            continue
-        for part in key.split("."):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                node = None
-                break
-        if node is not None:
-            if isinstance(node, bool) or not isinstance(node, (int, float, str)):
-                raise MetricParseError(f"the JSON key {key!r} holds {node!r}, not a number")
-            return str(node)
-    raise MetricParseError(f"no JSON object in the output has the key {key!r}")
+            fcntl.fcntl(read, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass
+    os.set_blocking(read, False)
+    return read, write
+
+
+class _Streams:
+    """stdout and stderr of one command: pipes drained into (capped) log files."""
+
+    def __init__(self, log_prefix: Path, cap: int | None) -> None:
+        log_prefix.parent.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = log_prefix.with_name(log_prefix.name + ".stdout")
+        self.stderr_path = log_prefix.with_name(log_prefix.name + ".stderr")
+        out_read, self.out_write = pipe()
+        self.err_read, self.err_write = pipe()
+        self.logs = {out_read: CappedLog(self.stdout_path, cap), self.err_read: CappedLog(self.stderr_path, cap)}
+        self.pumps = _Pumps(self.logs)
+
+    def spawned(self) -> None:
+        """The child has its copies of the write ends (or never will): close ours, so EOF can come."""
+        for fd in (self.out_write, self.err_write):
+            if fd >= 0:
+                os.close(fd)
+        self.out_write = self.err_write = -1
+
+    def drain(self, deadline: float) -> None:
+        while True:
+            open_fds = list(self.pumps)
+            remaining = deadline - time.monotonic()
+            if not open_fds or remaining <= 0:
+                return
+            ready, _, _ = select.select(open_fds, [], [], remaining)
+            for fd in ready:
+                self.logs[fd].pump(fd)
+
+    def close(self, note: str = "") -> None:
+        """Close the logs (``note`` ends stderr) and the pipes."""
+        self.spawned()
+        for fd, log in self.logs.items():
+            log.close(note if fd == self.err_read else "")
+            os.close(fd)
+
+
+class _Pumps(collections.abc.Mapping[int, Callable[[int], None]]):
+    """The output pipes still open, each with what drains it: read afresh at every wake-up."""
+
+    def __init__(self, logs: dict[int, "CappedLog"]) -> None:
+        self.logs = logs
+
+    def __getitem__(self, fd: int) -> Callable[[int], None]:
+        return self.logs[fd].pump
+
+    def __iter__(self) -> Iterator[int]:
+        return (fd for fd, log in self.logs.items() if not log.eof)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class CappedLog:
+    """A log file that keeps the first and the last ``keep`` bytes written to it (all: ``keep`` None)."""
+
+    def __init__(self, path: Path, keep: int | None) -> None:
+        self.file = path.open("wb", buffering=0)
+        self.keep = keep
+        self.head_left = keep
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_size = 0
+        self.cut = 0
+        self.eof = False
+
+    def pump(self, fd: int) -> None:
+        """Read what ``fd`` has now (it is non-blocking)."""
+        for _ in range(64):  # bounded, so one stream cannot starve the other or the timeout
+            try:
+                data = os.read(fd, PIPE_BYTES)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.eof = True
+                return
+            self.write(data)
+
+    def write(self, data: bytes) -> None:
+        if self.keep is None or self.head_left is None:
+            self.file.write(data)
+            return
+        if self.head_left > 0:
+            head = data[: self.head_left]
+            self.file.write(head)
+            self.head_left -= len(head)
+            data = data[len(head) :]
+            if not data:
+                return
+        self.tail.append(data)
+        self.tail_size += len(data)
+        while self.tail and self.tail_size - len(self.tail[0]) >= self.keep:
+            dropped = self.tail.popleft()
+            self.tail_size -= len(dropped)
+            self.cut += len(dropped)
+
+    def close(self, note: str = "") -> None:
+        if self.keep is not None and self.tail_size > self.keep:
+            excess = self.tail_size - self.keep
+            self.tail[0] = self.tail[0][excess:]
+            self.tail_size -= excess
+            self.cut += excess
+        if self.cut:
+            self.file.write(
+                f"\n[ratchet: {self.cut} bytes of output cut here; the log keeps the first and last {self.keep} bytes]\n".encode()
+            )
+        for chunk in self.tail:
+            self.file.write(chunk)
+        if note:
+            self.file.write(note.encode())
+        self.file.close()
+
+
+__all__ = ["CappedLog", "CommandResult", "Launch", "read_tail", "run_command", "run_process"]

@@ -7,7 +7,8 @@ from typing import Sequence
 
 from ratchet.config import GuardSection
 from ratchet.experiment import GuardResult, Verdict
-from ratchet.measure.runner import CommandResult, MetricParseError, parse_number
+from ratchet.measure.parse import MetricParseError, parse_number
+from ratchet.measure.runner import CommandResult
 from ratchet.verdict.decision import Decision
 from ratchet.verdict.stats import improvement
 

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ratchet.config import Parser
-from ratchet.measure.runner import MetricParseError, parse_number, run_command
+from ratchet.measure.parse import MetricParseError, parse_number
+from ratchet.measure.runner import run_command
 
 
 def _alive(pid: int) -> bool:
