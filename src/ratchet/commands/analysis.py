@@ -22,6 +22,7 @@ from ratchet.executors.sampler import (
 from ratchet.experiment import Experiment, Verdict
 from ratchet.state import STATE_DIR
 from ratchet.verdict import stats
+from ratchet.verdict.effect import log_scale_for, recommended_min_effect, setting_on_scale, threshold_on_scale
 from ratchet.verdict.policies import SequentialPairs
 from ratchet.workspace.git import GitError, git
 from ratchet.workspace.scope import Globs
@@ -58,9 +59,8 @@ class Calibration:
         """The recommendation as ``ratchet.toml`` reads it: ``"19%"`` on a log scale (the
         differences are log-ratios, so the percentage is their exponential), else a number in
         the metric's units. Rounded up to two significant digits: the noise is only estimated."""
-        if self.noise.log_scale:
-            return f'"{_round_up(math.expm1(self.recommended_min_effect) * 100)}%"'
-        return _round_up(self.recommended_min_effect)
+        setting = setting_on_scale(self.recommended_min_effect, self.noise.log_scale)
+        return f'"{_round_up(setting.value)}%"' if setting.relative else _round_up(setting.value)
 
 
 def _round_up(value: float, digits: int = 2) -> str:
@@ -91,17 +91,13 @@ def calibrate(
         except MeasurementFailed as exc:
             raise AnalysisError(f"the metric failed on {commit[:7]}: {exc.failure.reason} (logs: {log_dir})") from None
     verdict = config.verdict
-    log_scale = verdict.scale == "log" or (verdict.scale == "auto" and verdict.min_effect.relative and min(first + second) > 0)
-    noise = stats.estimate_noise(first, second, log_scale)
-    threshold = stats.pocock_threshold(verdict.alpha, verdict.max_pairs)
-    recommended = stats.detectable_effect(noise.sd_pair, threshold, power, verdict.max_pairs)
+    noise = stats.estimate_noise(first, second, log_scale_for(verdict, first + second))
+    recommended = recommended_min_effect(verdict, noise, power)
     wanted = None
     needed = None
     if effect is not None:
-        if log_scale and effect.relative:
-            wanted = math.log1p(effect.value / 100)
-        else:
-            wanted = effect.amount(noise.mean)
+        # The effect to plan for, as a policy would read it for min_effect.
+        wanted = threshold_on_scale(effect, noise.log_scale, noise.mean)
         needed = stats.pairs_needed(wanted, noise.sd_pair, verdict.alpha, power)
     return Calibration(noise, commit, recommended, needed, wanted)
 

@@ -7,13 +7,22 @@ proposers. Import from here: ``from ratchet.verdict import policy_for, redact_fo
 """
 
 from ratchet.verdict.decision import Decision
-from ratchet.verdict.effect import relative_change
+from ratchet.verdict.effect import (
+    log_scale_for,
+    noise_warning,
+    recommended_min_effect,
+    relative_change,
+    relative_gain,
+    setting_on_scale,
+    threshold_on_scale,
+)
 from ratchet.verdict.guards import evaluate_guard, guarded
 from ratchet.verdict.holdout import holdout_regressed, redact_for_proposer
-from ratchet.verdict.policies import Judgement, VerdictPolicy, policy_for
+from ratchet.verdict.policies import Judgement, SampleSource, VerdictPolicy, measure_pair, policy_for
 from ratchet.verdict.stats import improvement
 
 __all__ = [
-    "Decision", "Judgement", "VerdictPolicy", "evaluate_guard", "guarded", "holdout_regressed", "improvement", "policy_for",
-    "redact_for_proposer", "relative_change",
+    "Decision", "Judgement", "SampleSource", "VerdictPolicy", "evaluate_guard", "guarded", "holdout_regressed", "improvement",
+    "log_scale_for", "measure_pair", "noise_warning", "policy_for", "recommended_min_effect", "redact_for_proposer",
+    "relative_change", "relative_gain", "setting_on_scale", "threshold_on_scale",
 ]  # fmt: skip

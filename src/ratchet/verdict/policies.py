@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import abc
-import math
 import random
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from ratchet.config import Effect, VerdictSection
 from ratchet.experiment import Verdict
 from ratchet.verdict import stats
 from ratchet.verdict.decision import Decision as Decision
-from ratchet.verdict.effect import relative_change
+from ratchet.verdict.effect import log_scale_for, relative_change, threshold_on_scale
 from ratchet.verdict.stats import improvement
 
 # Re-exported where they lived before verdict/guards.py and verdict/holdout.py, until every
@@ -23,8 +22,9 @@ from ratchet.verdict.guards import guarded as guarded
 from ratchet.verdict.holdout import holdout_regressed as holdout_regressed
 
 
-class Sampler(Protocol):
-    """Where a policy gets its numbers: each call is one fresh measurement."""
+class SampleSource(Protocol):
+    """Where a policy draws its samples from: each call is one fresh measurement. The executors'
+    ``Sampler`` is the one that measures checkouts; a simulation may draw from a distribution."""
 
     stored_champion: float
 
@@ -63,7 +63,7 @@ class VerdictPolicy(abc.ABC):
     #: whether the policy measures the champion again (needs the champion's checkout)
     remeasures_champion = False
 
-    def judge(self, sampler: Sampler, rng: random.Random) -> Judgement:
+    def judge(self, sampler: SampleSource, rng: random.Random) -> Judgement:
         """Measure through ``sampler`` and decide on the metric alone (guards come after)."""
         value = sampler.candidate()
         return Judgement(self.would_keep(sampler.stored_champion, value), candidate=[value])
@@ -93,22 +93,6 @@ class SingleMeasurement(VerdictPolicy):
         return Decision(Verdict.DISCARD, f"not better: {shown}")
 
 
-def _use_log_scale(section: VerdictSection, values: Sequence[float]) -> bool:
-    if section.scale == "absolute":
-        return False
-    positive = all(value > 0 for value in values)
-    if section.scale == "log":
-        return positive
-    return section.min_effect.relative and positive
-
-
-def _threshold_on_scale(min_effect: Effect, log_scale: bool, champion: float) -> float:
-    """min_effect in the units of the paired differences."""
-    if log_scale:
-        return math.log1p(min_effect.value / 100.0) if min_effect.relative else 0.0
-    return min_effect.amount(champion)
-
-
 def _describe(direction: str, champion: float, candidate: float) -> str:
     change = relative_change(champion, candidate)
     return f"{candidate:.6g} vs champion {champion:.6g}" + (f" ({change:+.2%})" if change is not None else "")
@@ -127,11 +111,11 @@ class RepeatedMeasurement(VerdictPolicy):
     def would_keep(self, champion: float, candidate: float) -> Decision:
         return self.single.would_keep(champion, candidate)
 
-    def judge(self, sampler: Sampler, rng: random.Random) -> Judgement:
+    def judge(self, sampler: SampleSource, rng: random.Random) -> Judgement:
         cand: list[float] = []
         champ: list[float] = []
         for _ in range(self.section.repeats):
-            _measure_pair(sampler, rng, cand, champ)
+            measure_pair(sampler, rng, cand, champ)
         decision = self.single.would_keep(statistics.median(champ), statistics.median(cand))
         decision = Decision(decision.verdict, f"medians of {len(cand)}: {decision.reason}")
         return Judgement(decision, cand, champ)
@@ -158,7 +142,7 @@ class SequentialPairs(VerdictPolicy):
     def would_keep(self, champion: float, candidate: float) -> Decision:
         return SingleMeasurement(self.direction, self.section.min_effect).would_keep(champion, candidate)
 
-    def judge(self, sampler: Sampler, rng: random.Random) -> Judgement:
+    def judge(self, sampler: SampleSource, rng: random.Random) -> Judgement:
         if self.deterministic:
             # Same code, same number: one measurement of the candidate against the champion's.
             value = sampler.candidate()
@@ -168,12 +152,12 @@ class SequentialPairs(VerdictPolicy):
         champ: list[float] = []
         p = 1.0
         for n in range(1, self.section.max_pairs + 1):
-            _measure_pair(sampler, rng, cand, champ)
+            measure_pair(sampler, rng, cand, champ)
             if n < stats.MIN_PAIRS:
                 continue
-            log_scale = _use_log_scale(self.section, cand + champ)
+            log_scale = log_scale_for(self.section, cand + champ)
             diffs = [stats.improvement(self.direction, a, b, log_scale) for a, b in zip(champ, cand)]
-            effect = _threshold_on_scale(self.section.min_effect, log_scale, statistics.median(champ))
+            effect = threshold_on_scale(self.section.min_effect, log_scale, statistics.median(champ))
             p = stats.paired_p_value(diffs, effect)
             mean = statistics.fmean(diffs)
             shown = _describe(self.direction, statistics.median(champ), statistics.median(cand))
@@ -186,11 +170,15 @@ class SequentialPairs(VerdictPolicy):
         reason = f"not shown better in {self.section.max_pairs} pairs (p={p:.3g}): medians " + _describe(
             self.direction, statistics.median(champ), statistics.median(cand)
         )
-        return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, _use_log_scale(self.section, cand + champ))
+        return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, log_scale_for(self.section, cand + champ))
 
 
-def _measure_pair(sampler: Sampler, rng: random.Random, cand: list[float], champ: list[float]) -> None:
-    # Random order within a pair: drift (a machine warming up) hits both sides alike.
+def measure_pair(sampler: SampleSource, rng: random.Random, cand: list[float], champ: list[float]) -> None:
+    """One interleaved pair: a candidate sample onto ``cand`` and a champion sample onto ``champ``.
+
+    Random order within a pair: drift (a machine warming up) hits both sides alike. The verdict's
+    policies, the A/A calibration and the confirmation race all draw their pairs through here.
+    """
     if rng.random() < 0.5:
         cand.append(sampler.candidate())
         champ.append(sampler.champion())

@@ -7,18 +7,22 @@ is than the champion" (positive = better), on a log scale for ratio metrics.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ratchet.config import VerdictSection
 
 
 class _LazyScipy:
     """scipy.stats costs about a second to import: pay it only when a statistic is needed."""
 
-    def __getattr__(self, name: str) -> object:
-        from scipy import stats
+    def __getattr__(self, name: str) -> Any:  # scipy ships no type hints
+        from scipy import stats  # type: ignore[import-untyped]
 
         return getattr(stats, name)
 
@@ -158,18 +162,17 @@ def detectable_effect(sd_pair: float, alpha: float, power: float, pairs: int) ->
     return float(z * sd_pair / math.sqrt(pairs))
 
 
-def noise_floor(section: object, noise: Noise) -> float:
-    """The smallest true difference a verdict mode can tell from noise (95% one-sided, 50% power).
+def noise_floor(section: VerdictSection, noise: Noise) -> float:
+    """The smallest true difference a verdict mode can tell from noise (95% one-sided, 50% power),
+    on the noise's scale.
 
     single: one candidate measurement against one champion measurement; repeat: medians of n
     (taken as means: a slight flattery); sequential: the mean of max_pairs pairs at the look
     threshold.
     """
-    mode = getattr(section, "mode", "single")
-    if mode == "single":
+    if section.mode == "single":
         return float(_scipy.norm.ppf(0.95) * noise.sd_pair)
-    if mode == "repeat":
-        return float(_scipy.norm.ppf(0.95) * noise.sd_pair / math.sqrt(getattr(section, "repeats", 1)))
-    max_pairs = getattr(section, "max_pairs", 10)
-    threshold = pocock_threshold(getattr(section, "alpha", 0.05), max_pairs)
-    return float(_scipy.norm.isf(threshold) * noise.sd_pair / math.sqrt(max_pairs))
+    if section.mode == "repeat":
+        return float(_scipy.norm.ppf(0.95) * noise.sd_pair / math.sqrt(section.repeats))
+    threshold = pocock_threshold(section.alpha, section.max_pairs)
+    return float(_scipy.norm.isf(threshold) * noise.sd_pair / math.sqrt(section.max_pairs))

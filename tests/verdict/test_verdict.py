@@ -1,10 +1,10 @@
-"""Trustworthy verdicts: the statistics, and real runs on a noisy metric with fixed seeds."""
+"""Trustworthy verdicts in real runs on a noisy metric, with fixed seeds (the statistics alone: test_stats.py,
+test_policies.py)."""
 
 from __future__ import annotations
 
 import io
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -14,11 +14,10 @@ from rich.console import Console
 from test_loop import Scripted, number
 
 from ratchet import Ledger, Loop, Proposal, ProposalContext, Verdict
-from ratchet.config import Effect, VerdictSection, load_config
+from ratchet.config import load_config
 from ratchet.measure.sandbox import probe
 from ratchet.report.terminal import Display
-from ratchet.verdict.policies import SequentialPairs, SingleMeasurement
-from ratchet.verdict.stats import paired_p_value, pocock_threshold
+from ratchet.verdict.stats import pocock_threshold
 
 
 def noisy_bench(counter: Path, sd: float = 1.0) -> str:
@@ -56,49 +55,6 @@ def run(repo: Path, proposals: list, iterations: int | None = None, proposer=Non
     )  # fmt: skip
     loop.run()
     return Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("t"), buffer.getvalue()
-
-
-# ---------------------------------------------------------------- statistics
-
-
-def test_pocock_thresholds_by_simulation():
-    assert pocock_threshold(0.05, 10) == pytest.approx(0.0135, abs=0.0007)
-    assert pocock_threshold(0.01, 10) == pytest.approx(0.0021, abs=0.0004)
-    assert pocock_threshold(0.05, 3) == pytest.approx(0.05, abs=0.002)  # one look: no correction
-
-
-def test_paired_p_value():
-    assert paired_p_value([1, 2, 3, 4], 0) == pytest.approx(0.01523, abs=1e-4)  # t = 3.87, 3 df
-    assert paired_p_value([1, -1, 1, -1], 0) == pytest.approx(0.5)
-    assert paired_p_value([2, 2, 2], 1) == 0.0 and paired_p_value([2, 2, 2], 2) == 1.0  # no spread
-
-
-class Synthetic:
-    """Numbers from a known distribution, to check the policy's error rates (no processes)."""
-
-    def __init__(self, rng: random.Random, effect: float, sd_single: float) -> None:
-        self.rng, self.effect, self.sd = rng, effect, sd_single
-        self.stored_champion = 100.0
-
-    def candidate(self) -> float:
-        return 100.0 - self.effect + self.rng.gauss(0, self.sd)
-
-    def champion(self) -> float:
-        return 100.0 + self.rng.gauss(0, self.sd)
-
-
-def test_sequential_policy_error_rates_by_simulation():
-    policy = SequentialPairs(VerdictSection(mode="sequential"), "minimize")
-    rng = random.Random(7)
-    sd_single = 2 ** -0.5  # one paired difference has sd 1
-    null = [policy.judge(Synthetic(rng, 0.0, sd_single), rng).decision.verdict for _ in range(3000)]
-    false_keeps = null.count(Verdict.KEEP) / len(null)
-    assert false_keeps <= 0.06  # alpha = 0.05, with room for simulation noise (sd 0.004)
-    real = [policy.judge(Synthetic(rng, 1.0, sd_single), rng).decision.verdict for _ in range(600)]
-    assert real.count(Verdict.KEEP) / len(real) >= 0.7
-    single = SingleMeasurement("minimize", Effect(value=0, relative=False))
-    naive = [single.would_keep(100 + rng.gauss(0, sd_single), 100 + rng.gauss(0, sd_single)).verdict for _ in range(3000)]
-    assert 0.45 < naive.count(Verdict.KEEP) / len(naive) < 0.55  # keep-if-better keeps noise half the time
 
 
 # ---------------------------------------------------------------- real runs
