@@ -174,3 +174,12 @@ def test_probe_config_errors_exit_2(number_repo: Callable[..., Path]) -> None:
     assert "Summary: 0 not caught, 0 caught, 9 skipped" in result.stdout
     assert result.returncode == 0
     assert "red team: `ratchet probe` tries a proposer's attacks" in run_cli(repo, "doctor").stdout
+
+
+def test_every_attack_has_its_step_in_order() -> None:
+    # The attacks live in fakes.py and escapes.py now: each named attack is tried, in ATTACKS' order.
+    from ratchet.commands.probe import ATTACKS
+    from ratchet.commands.probe.session import STEPS
+
+    assert list(STEPS) == list(ATTACKS)
+    assert all(step.__name__ == attack.replace("-", "_") for attack, step in STEPS.items())
