@@ -108,7 +108,7 @@ command = "true"
 mode = "off"
 """)
     quiet = Display(Console(file=open(os.devnull, "w")))
-    Loop(repo, config, proposer=Shift(delta), iterations=candidates, display=quiet).run()
+    Loop(repo, config, proposer=Shift(delta), iterations=candidates, observer=quiet).run()
     experiments = [e for e in Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("bench") if e.verdict is not Verdict.BASELINE]
     kept = sum(e.verdict is Verdict.KEEP for e in experiments) / len(experiments)
     samples = statistics.fmean(sum(e.extra.get("measurements", {}).values()) for e in experiments)

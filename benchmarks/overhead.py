@@ -94,13 +94,13 @@ def time_ratchet(repo: Path, keep: bool, n: int, repeats: int, sandbox: str) -> 
     config = parse_config(config_text(keep, name, sandbox))
     proposer = NoOp(keep)
     quiet = Display(Console(file=open(os.devnull, "w")))
-    Loop(repo, config, proposer=proposer, iterations=n, display=quiet).run()  # baseline + warm-up
+    Loop(repo, config, proposer=proposer, iterations=n, observer=quiet).run()  # baseline + warm-up
     times = []
     done = n
     for _ in range(repeats):
         done += n
         started = time.perf_counter()
-        Loop(repo, config, proposer=proposer, iterations=done, display=quiet).run()
+        Loop(repo, config, proposer=proposer, iterations=done, observer=quiet).run()
         times.append((time.perf_counter() - started) / n)
     return times
 

@@ -52,7 +52,7 @@ def number(value: float, why: str = "") -> Proposal:
 def run_loop(repo: Path, proposals: list, iterations: int | None = None) -> tuple[Ledger, list]:
     config = load_config(repo / "ratchet.toml")
     display = Display(Console(file=open(os.devnull, "w")))
-    Loop(repo, config, proposer=Scripted(proposals), iterations=iterations or len(proposals), display=display).run()
+    Loop(repo, config, proposer=Scripted(proposals), iterations=iterations or len(proposals), observer=display).run()
     ledger = Ledger(repo / ".ratchet" / "ledger.sqlite")
     return ledger, ledger.experiments("t")
 
@@ -329,7 +329,7 @@ def test_uncommitted_scope_changes_warn(number_repo):
     (repo / "value.txt").write_text("3\n")  # uncommitted: the run starts from HEAD without it
     buffer = io.StringIO()
     config = load_config(repo / "ratchet.toml")
-    Loop(repo, config, proposer=Scripted([number(9)]), iterations=1, display=Display(Console(file=buffer))).run()
+    Loop(repo, config, proposer=Scripted([number(9)]), iterations=1, observer=Display(Console(file=buffer))).run()
     assert "value.txt has uncommitted changes" in buffer.getvalue()
     assert Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("t")[0].metric == 10.0
     assert (repo / "value.txt").read_text() == "3\n"
@@ -344,7 +344,7 @@ def test_live_display_renders_progress(number_repo):
     buffer = io.StringIO()
     display = LiveDisplay(Console(file=buffer, force_terminal=True, width=120))
     config = load_config(repo / "ratchet.toml")
-    Loop(repo, config, proposer=Scripted([number(9), number(12)]), iterations=2, display=display).run()
+    Loop(repo, config, proposer=Scripted([number(9), number(12)]), iterations=2, observer=display).run()
     display.console.print(display)  # the panel as it stood at the end
     text = buffer.getvalue()
     for expected in ("iteration", "2/2", "best", "baseline 10", "budget left", "keep", "discard"):
@@ -369,7 +369,7 @@ def test_usage_recorded_and_money_budget_stops(number_repo):
 
     repo = number_repo(NUMBER_CONFIG.replace("iterations = 5", "iterations = 50\ncost_usd = 1.0"))
     config = load_config(repo / "ratchet.toml")
-    summary = Loop(repo, config, proposer=Scripted([paid(v) for v in (9, 8, 7, 6)]), display=Display(Console(file=io.StringIO()))).run()
+    summary = Loop(repo, config, proposer=Scripted([paid(v) for v in (9, 8, 7, 6)]), observer=Display(Console(file=io.StringIO()))).run()
     experiments = Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("t")
     assert [e.verdict for e in experiments[1:]] == [Verdict.KEEP, Verdict.KEEP]
     assert [(e.tokens_in, e.tokens_out, e.cost_usd) for e in experiments[1:]] == [(1000, 50, 0.4)] * 2

@@ -106,7 +106,7 @@ def _loop(repo: Path, proposals: list) -> "Loop":
     from ratchet.report.terminal import Display
 
     display = Display(Console(file=open(os.devnull, "w")))
-    return Loop(repo, load_config(repo / "ratchet.toml"), proposer=Scripted(proposals), iterations=3, display=display)
+    return Loop(repo, load_config(repo / "ratchet.toml"), proposer=Scripted(proposals), iterations=3, observer=display)
 
 
 def _number(value: float):

@@ -71,7 +71,7 @@ class Reviewer:
             patch=patch, again=True, review_of=experiment_id,
         )  # fmt: skip
         try:
-            result = Loop(self.root, self.config, display=self.display).try_proposal(proposal, kind="review")
+            result = Loop(self.root, self.config, observer=self.display).try_proposal(proposal, kind="review")
         except (RunError, WorkspaceError, GitError) as exc:
             raise ReviewError(str(exc)) from None
         self._close(item, {"state": "approved", "measured_as": result.id, "result": str(result.verdict)})

@@ -14,12 +14,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ratchet.budget import Budget, Progress, hms
+from ratchet.events import RunObserver
 from ratchet.experiment import Experiment, Verdict
 
 if TYPE_CHECKING:
     from ratchet.config import Config
+    from ratchet.events import RunSummary
     from ratchet.ledger import RunInfo
-    from ratchet.loop import RunSummary
 
 VERDICT_STYLE = {
     Verdict.BASELINE: "bold cyan",
@@ -64,8 +65,8 @@ def format_change(reference: float | None, value: float | None) -> str:
     return f"{(value - reference) / abs(reference):+.2%}"
 
 
-class Display:
-    """What the loop reports while it runs. This base prints plain lines."""
+class Display(RunObserver):
+    """The loop's announcements as plain lines on a console (the base of the live panel)."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False)

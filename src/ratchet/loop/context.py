@@ -1,0 +1,57 @@
+"""What a proposer is shown before it proposes: the brief, the scope's files, the champion, the
+history without the holdout, what the budget has left."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ratchet.experiment import Experiment
+from ratchet.loop.parts import Parts
+from ratchet.loop.state import RunState
+from ratchet.proposers import ProposalContext
+from ratchet.verdict.holdout import redact_for_proposer
+from ratchet.workspace.worktree import Candidate
+
+
+class ContextBuilder:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.brief = parts.read_brief()
+        self._scope_cache: tuple[str, tuple[str, ...]] | None = None
+
+    def context(self, experiment: Experiment, state: RunState) -> ProposalContext:
+        parts = self.parts
+        return ProposalContext(
+            run=parts.run_name,
+            iteration=experiment.id,
+            worktree=parts.workspace.worktree,
+            brief=self.brief,
+            scope=tuple(parts.scope.globs),
+            scope_files=self._scope_files(state.champion),
+            metric_name=parts.config.metric.name,
+            direction=parts.config.metric.direction,
+            champion_metric=state.champion_metric,
+            baseline_metric=state.baseline_metric,
+            history=tuple(redact_for_proposer(e) for e in state.history),
+            state_dir=parts.run_dir / "proposer",
+            log_dir=Path(experiment.log_dir),
+            tokens_left=parts.budget.tokens_left(state.progress) if state.progress else None,
+            cost_left_usd=parts.budget.cost_left(state.progress) if state.progress else None,
+        )
+
+    def _scope_files(self, champion: str) -> tuple[str, ...]:
+        # Listing the tree costs a git process; it only changes when the champion does.
+        if self._scope_cache is None or self._scope_cache[0] != champion:
+            workspace = self.parts.workspace
+            self._scope_cache = (champion, tuple(self.parts.scope.select(workspace.tracked_files(champion))))
+        return self._scope_cache[1]
+
+    def kept(self, commit: str, candidate: Candidate) -> None:
+        """The new champion's scope files are the old ones plus what the keep added, minus what it
+        deleted: no need to list the tree again."""
+        if self._scope_cache is None:
+            return
+        files = set(self._scope_cache[1]) | set(candidate.paths)
+        files -= {path for path in candidate.paths if not os.path.lexists(self.parts.workspace.worktree / path)}
+        self._scope_cache = (commit, tuple(sorted(files)))

@@ -1,0 +1,82 @@
+"""The parts one run wires together, built once and handed to each step of the loop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ratchet.budget import Budget
+from ratchet.config import Config
+from ratchet.events import RunObserver
+from ratchet.executors import Executor
+from ratchet.experiment import Experiment
+from ratchet.ledger import Ledger
+from ratchet.state import STATE_DIR
+from ratchet.verdict.policies import VerdictPolicy, policy_for
+from ratchet.workspace.scope import Globs
+from ratchet.workspace.worktree import Workspace
+
+
+@dataclass
+class Parts:
+    repo_root: Path
+    config: Config
+    observer: RunObserver
+    executor: Executor
+    budget: Budget
+    workspace: Workspace
+    hardware: dict[str, Any]
+    fingerprint: str
+    # What the noise calibration may change: a deterministic metric is decided by one measurement.
+    policy: VerdictPolicy = field(init=False)
+    deterministic: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = policy_for(self.config.verdict, self.config.metric.direction)
+        self.deterministic = self.config.verdict.deterministic == "yes"
+
+    @property
+    def run_name(self) -> str:
+        return self.config.run.name
+
+    @property
+    def scope(self) -> Globs:
+        return self.workspace.scope
+
+    @property
+    def harness(self) -> Globs:
+        return self.workspace.harness
+
+    @property
+    def state_dir(self) -> Path:
+        return self.repo_root / STATE_DIR
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "runs" / self.run_name
+
+    def read_brief(self) -> str:
+        path = self.repo_root / self.config.run.brief
+        try:
+            return path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def new_experiment(self, ledger: Ledger, champion: str, proposer: str) -> Experiment:
+        """An experiment with its id, its log folder and its ledger row (state "running")."""
+        experiment_id = ledger.next_id(self.run_name)
+        log_dir = self.run_dir / "logs" / f"{experiment_id:04d}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        experiment = Experiment(
+            run=self.run_name,
+            id=experiment_id,
+            parent_commit=champion,
+            proposer=proposer,
+            started=time.time(),
+            log_dir=str(log_dir),
+            hardware=self.fingerprint,
+        )
+        ledger.begin(experiment)
+        return experiment

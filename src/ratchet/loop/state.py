@@ -1,0 +1,124 @@
+"""What the loop knows between experiments: the champion and its scores, the counts the budget
+reads, and whether the user asked to stop."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from ratchet.budget import Progress
+from ratchet.events import RunObserver
+from ratchet.experiment import Experiment, Verdict
+
+
+@dataclass
+class RunState:
+    champion: str
+    champion_metric: float
+    baseline_metric: float
+    champion_guards: dict[str, float]
+    measured: int
+    consecutive_failures: int
+    history: list[Experiment]
+    base_commit: str = ""
+    champion_fingerprint: str = ""
+    champion_holdout: float | None = None
+    progress: Progress | None = None
+
+    def record(self, experiment: Experiment, fingerprint: str) -> None:
+        """Take a finished experiment into the state: counts, failures in a row, a new champion."""
+        assert experiment.verdict is not None
+        self.history.append(experiment)
+        if experiment.verdict.counts_as_iteration:
+            self.measured += 1
+        if _is_failure(experiment):
+            self.consecutive_failures += 1
+        elif experiment.verdict is not Verdict.ABANDONED:
+            self.consecutive_failures = 0
+        if experiment.verdict is Verdict.KEEP:
+            assert experiment.commit is not None and experiment.metric is not None
+            self.champion = experiment.commit
+            self.champion_metric = experiment.metric
+            self.champion_guards = _guard_values(experiment)
+            self.champion_fingerprint = fingerprint
+            if "holdout" in experiment.extra:
+                self.champion_holdout = experiment.extra["holdout"]
+
+
+def state_from_history(history: list[Experiment], champion: str, base_commit: str) -> RunState:
+    """The state a resumed run goes on from: its ledger's experiments, the baseline among them."""
+    baseline = next(e for e in history if e.verdict is Verdict.BASELINE)
+    assert baseline.metric is not None
+    last_keep = next((e for e in reversed(history) if e.verdict in (Verdict.KEEP, Verdict.BASELINE)), baseline)
+    assert last_keep.metric is not None
+    failures = 0
+    for experiment in reversed(history):
+        if experiment.verdict is None or experiment.verdict is Verdict.ABANDONED:
+            continue
+        if not _is_failure(experiment):
+            break
+        failures += 1
+    return RunState(
+        champion=champion,
+        champion_metric=last_keep.metric,
+        baseline_metric=baseline.metric,
+        champion_guards=_guard_values(last_keep),
+        measured=sum(1 for e in history if e.verdict and e.verdict.counts_as_iteration),
+        consecutive_failures=failures,
+        history=history,
+        base_commit=base_commit,
+        champion_fingerprint=last_keep.hardware,
+        champion_holdout=last_keep.extra.get("holdout"),
+    )
+
+
+def measured_before(state: RunState, change_id: str) -> Experiment | None:
+    """The last experiment that measured this very change on the current champion, if any."""
+    for earlier in reversed(state.history):
+        if earlier.parent_commit != state.champion:
+            continue
+        if earlier.extra.get("change_id") == change_id and earlier.verdict not in (None, Verdict.INVALID, Verdict.ABANDONED):
+            return earlier
+    return None
+
+
+def _is_failure(experiment: Experiment) -> bool:
+    # A proposer that fails to propose counts toward the failures-in-a-row stop like a crash.
+    assert experiment.verdict is not None
+    return experiment.verdict.is_failure or experiment.reason.startswith("proposer:")
+
+
+def _guard_values(experiment: Experiment) -> dict[str, float]:
+    return {g.name: g.value for g in experiment.guards if g.value is not None}
+
+
+class Interrupts:
+    """First Ctrl-C: finish the experiment in flight, then stop. Second (or SIGTERM): abandon it."""
+
+    def __init__(self, observer: RunObserver) -> None:
+        self.observer = observer
+        self.stop = False
+        self.abandon = False
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and not self.stop:
+            self.stop = True
+            self.observer.message("Stopping after the experiment in flight (Ctrl-C again to abandon it).")
+            return
+        self.stop = self.abandon = True
+        self.observer.message("Abandoning the experiment in flight.")
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a third Ctrl-C is a hard stop
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
