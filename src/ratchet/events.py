@@ -73,3 +73,6 @@ class RunObserver:
 
     def close(self) -> None:
         """Release the screen, if any."""
+
+
+__all__ = ["EXIT_CONFIG", "EXIT_DONE", "EXIT_ERROR", "EXIT_FAILURES", "EXIT_INTERRUPTED", "RunObserver", "RunSummary"]
