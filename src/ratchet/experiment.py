@@ -39,6 +39,12 @@ class Verdict(str, enum.Enum):
         return self not in (Verdict.BASELINE, Verdict.ABANDONED)
 
     @property
+    def judged_on_metric(self) -> bool:
+        """The candidate was measured and judged on its metric alone (kept or discarded): its
+        number is one a proposer can learn from."""
+        return self in (Verdict.KEEP, Verdict.DISCARD)
+
+    @property
     def is_failure(self) -> bool:
         """Failures that count toward the "K consecutive crashes" stop."""
         return self in (Verdict.CRASH, Verdict.TIMEOUT)

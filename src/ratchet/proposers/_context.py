@@ -34,7 +34,6 @@ FILE_OVERHEAD = 24  # a file's heading and fence in the prompt
 ROW_CHARS = 60 + HYPOTHESIS_CHARS + REASON_CHARS
 # The bundled templates' own text (instructions, headings), with room to spare.
 TEMPLATE_CHARS = 4000
-_MEASURED = (Verdict.KEEP, Verdict.DISCARD)
 
 
 class ScopeTooLarge(ValueError):
@@ -131,14 +130,14 @@ def history_rows(history: Sequence[Experiment], rows: int) -> tuple[list[History
     champion: float | None = None
     for experiment in done:
         metric, delta = "", ""
-        if experiment.metric is not None and experiment.verdict in (*_MEASURED, Verdict.BASELINE):
+        if experiment.metric is not None and experiment.verdict in (Verdict.KEEP, Verdict.DISCARD, Verdict.BASELINE):
             metric = f"{experiment.metric:.6g}"
             if experiment.verdict is not Verdict.BASELINE:
                 delta = _delta(experiment.metric, champion)
         if experiment.verdict in (Verdict.KEEP, Verdict.BASELINE) and experiment.metric is not None:
             champion = experiment.metric
         hypothesis = _short(experiment.hypothesis, HYPOTHESIS_CHARS) or "-"
-        if experiment.verdict not in (*_MEASURED, Verdict.BASELINE) and experiment.reason:
+        if experiment.verdict not in (Verdict.KEEP, Verdict.DISCARD, Verdict.BASELINE) and experiment.reason:
             hypothesis += " — " + _short(experiment.reason, REASON_CHARS)
         table.append(HistoryRow(experiment.id, str(experiment.verdict), metric, delta, hypothesis.replace("|", "/")))
     older = table[:-rows] if len(table) > rows else []

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 STRUCTURES_DIR = "structures"
 OVERLAY_DIR = "overlay"
-_MEASURED = (Verdict.KEEP, Verdict.DISCARD)
 
 
 class HybridProposer(LLMProposer):
@@ -124,7 +123,7 @@ class HybridProposer(LLMProposer):
         for experiment in [structure, *trials]:
             values = experiment.proposal_meta.get("params")
             if (
-                experiment.verdict in _MEASURED
+                experiment.verdict is not None and experiment.verdict.judged_on_metric
                 and _is_finite(experiment.metric)
                 and all(guard.passed for guard in experiment.guards)
                 and isinstance(values, dict)
@@ -193,7 +192,7 @@ def _current_structure(history: tuple[Experiment, ...]) -> Experiment | None:
     """The last structure step, if it was measured (a structure that crashed is not worth tuning)."""
     for experiment in reversed(history):
         if _step(experiment) == "structure":
-            return experiment if experiment.verdict in _MEASURED else None
+            return experiment if experiment.verdict is not None and experiment.verdict.judged_on_metric else None
     return None
 
 

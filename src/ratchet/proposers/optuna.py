@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ratchet.config import OptunaProposerSection, ParamSpec
-from ratchet.experiment import Experiment, Verdict
+from ratchet.experiment import Experiment
 from ratchet.proposers._params import Param, discover_params, normalize, render_edits
 from ratchet.proposers.base import (
     Outcome,
@@ -31,7 +31,6 @@ STUDY_NAME = "ratchet"
 JOURNAL_FILE = "optuna.journal"
 _STUDY_TOKEN = "ratchet_study"  # a study user attr: tells this study's trials from a deleted one's
 
-_MEASURED = (Verdict.KEEP, Verdict.DISCARD)
 
 NO_PARAMS_HELP = (
     "the optuna proposer found no parameters to tune; mark a literal in a scope file with a trailing "
@@ -144,8 +143,8 @@ class OptunaProposer(Proposer):
             trial = meta.get("trial")
             if not isinstance(trial, int) or meta.get("study", self._token) != self._token:
                 continue
-            guards_passed = all(guard.passed for guard in experiment.guards)
-            if experiment.verdict in _MEASURED and guards_passed and _is_finite(experiment.metric):
+            judged = experiment.verdict is not None and experiment.verdict.judged_on_metric
+            if judged and all(guard.passed for guard in experiment.guards) and _is_finite(experiment.metric):
                 measured[trial] = float(experiment.metric)  # type: ignore[arg-type]
         for trial in self._study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if trial.number in measured:
@@ -235,7 +234,7 @@ class OptunaProposer(Proposer):
         number = meta.get("trial", self._pending)
         if not isinstance(number, int):
             return
-        if outcome.verdict in _MEASURED and outcome.guards_passed and _is_finite(outcome.metric):
+        if outcome.verdict.judged_on_metric and outcome.guards_passed and _is_finite(outcome.metric):
             self._study.tell(number, float(outcome.metric), skip_if_finished=True)  # type: ignore[arg-type]
         else:
             self._study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
