@@ -2,8 +2,8 @@
 
 The agent edits the checkout and calls ``try``; ratchet measures, keeps or discards, records.
 Tools: ``status``, ``history``, ``show``, ``try``, ``context``. Resources: ``ratchet://brief``
-and ``ratchet://ledger``. Everything shown is built by :mod:`ratchet.report.agent_view`, so the
-holdout never reaches the agent. Errors the model should read are ``ToolError``s; stdout
+and ``ratchet://ledger``. Everything shown is built by :mod:`ratchet.report.agent_view` (the brief
+by :mod:`ratchet.commands.context`), so the holdout never reaches the agent. Errors the model should read are ``ToolError``s; stdout
 carries nothing but the protocol (the loop's messages go to stderr).
 """
 
@@ -14,20 +14,25 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable, TypeVar
 
 from pydantic import BaseModel, Field
 from rich.console import Console
 
 from ratchet._version import __version__
+from ratchet.commands.context import agent_context
 from ratchet.commands.referee import Referee, TryRefused, TryReport
 from ratchet.config import CONFIG_FILE, Config, ConfigError, load_config
-from ratchet.report.agent_view import ExperimentDetail, ExperimentRow, RunStatus
+from ratchet.report.agent_view import AgentRow, ExperimentDetail, RunStatus
 from ratchet.report.terminal import Display
 from ratchet.workspace.git import GitError
 
 if TYPE_CHECKING:
     from mcp.server import MCPServer
+    from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+    from mcp_types import ToolAnnotations
+
+T = TypeVar("T")
 
 INSTRUCTIONS = """\
 ratchet is the referee of this project's experiments. Make ONE change inside the scope, then call
@@ -50,10 +55,10 @@ class History(BaseModel):
     metric: str
     direction: str
     omitted: int  # older experiments not listed
-    experiments: list[ExperimentRow]
+    experiments: list[AgentRow]
 
 
-def _sdk() -> tuple[Any, Any, Any, Any]:
+def _sdk() -> tuple[type[MCPServer], type[ToolError], type[ResourceError], type[ToolAnnotations]]:
     try:
         from mcp.server import MCPServer
         from mcp.server.mcpserver.exceptions import ResourceError, ToolError
@@ -160,12 +165,12 @@ def create_server(root: Path, config_path: Path | None = None, *, display: Displ
         """The brief as ratchet's LLM proposer sees it: program.md, the metric and the champion,
         the scope's globs and files, the history of experiments, the rules; then the scope's
         files at the champion."""
-        return _reading(lambda: referee().view.context(CONTEXT_HINT), ToolError)
+        return _reading(lambda: agent_context(referee().view, CONTEXT_HINT), ToolError)
 
     @server.resource("ratchet://brief", name="brief", title="The brief", mime_type="text/markdown",
                      description="What a proposer is told: program.md, metric, scope, history, rules, the scope's files.")  # fmt: skip
     def brief() -> str:
-        return _reading(lambda: referee(ResourceError).view.context(CONTEXT_HINT), ResourceError)
+        return _reading(lambda: agent_context(referee(ResourceError).view, CONTEXT_HINT), ResourceError)
 
     @server.resource("ratchet://ledger", name="ledger", title="The ledger", mime_type="application/json",
                      description="Every experiment of the run: id, verdict, metric, change, hypothesis, commit.")  # fmt: skip
@@ -182,7 +187,7 @@ def _prose(doc: str | None) -> str:
     return "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
 
 
-def _reading(read: Any, error: type[Exception]) -> Any:
+def _reading(read: Callable[[], T], error: type[Exception]) -> T:
     try:
         return read()
     except GitError as exc:

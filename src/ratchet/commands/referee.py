@@ -25,8 +25,8 @@ from ratchet.experiment import Experiment, Verdict, guard_failures
 from ratchet.loop import Loop, RunError, run_lock
 from ratchet.proposers.base import Proposal
 from ratchet.report.agent_view import (
-    ExperimentRow,
-    RunView,
+    AgentRow as ExperimentRow,
+    AgentView as RunView,
     champion_before,
     history_lines,
     proposer_reason,

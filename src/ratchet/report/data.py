@@ -1,8 +1,9 @@
-"""What the HTML report and the dashboard show of a run, read from the ledger and the logs.
+"""The one read model of a run: what the report, the dashboard, the status and the MCP tools show.
 
-One function, :func:`run_view`, turns a run into plain JSON-able data; the report renders it
-once into a file, the dashboard serves it again and again while the run goes on. Nothing here
-writes: not the ledger, not the repository.
+One function, :func:`run_view`, turns a run into plain JSON-able data, one :class:`ExperimentRow`
+per experiment; the report renders it once into a file, the dashboard serves it again and again
+while the run goes on, and :mod:`ratchet.report.agent_view` cuts the holdout out of it for an
+agent. Nothing here writes: not the ledger, not the repository.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
+from ratchet.experiment import Comparison, Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import Ledger, RunInfo
 from ratchet.measure.runner import read_tail
 from ratchet.state import STATE_DIR, run_lock_holder
-from ratchet.workspace.git import GitError, git
+from ratchet.workspace import git as workspace_git
 
 # A diff longer than this is cut: a report must stay a file a browser opens at once.
 DIFF_LIMIT = 200_000
@@ -49,7 +50,8 @@ DECADE = 10.0
 
 @dataclass
 class ExperimentRow:
-    """One experiment, as a point of the plot and a row of the ledger table."""
+    """One experiment, as every view shows it: a point of the plot, a row of the ledger table, an
+    entry of the agent's history (which leaves out the holdout)."""
 
     id: int
     verdict: str | None  # None while in flight
@@ -72,6 +74,11 @@ class ExperimentRow:
     p_value: float | None
     holdout: float | None
     overfit: bool
+    # The comparison the verdict made: the champion's value it saw (re-measured when the policy
+    # measures the champion again; else its recorded score) and the change against it.
+    champion: float | None
+    champion_remeasured: bool
+    change: str  # e.g. "-3.10%": the candidate against ``champion``; negative = the metric went down
 
 
 @dataclass
@@ -162,6 +169,8 @@ class RunView:
     baseline: float | None
     champion: float | None
     champion_id: int | None
+    champion_commit: str | None  # the champion's commit (the baseline's is its parent)
+    lock_holder: int | None  # the pid of the process holding the run's lock (-1 unknown), or None
     experiments: list[ExperimentRow]
     # Experiments measured: every view shows this one number. The baseline (#0), an abandoned
     # experiment or the one in flight has a row of its own but is not one of them.
@@ -184,29 +193,30 @@ def experiment_count(experiments: list[Experiment]) -> int:
     return measured_count(experiments)
 
 
-def run_view(root: Path, ledger: Ledger, info: RunInfo, *, diffs: bool = True, y_scale: str = "auto") -> RunView:
-    """Everything the report and the dashboard show of ``info``. ``diffs``: read the keeps' diffs;
-    ``y_scale``: one of :data:`Y_SCALES`."""
-    experiments = ledger.experiments(info.name)
+def run_view(root: Path, ledger: Ledger | None, info: RunInfo, *, diffs: bool = True, y_scale: str = "auto") -> RunView:
+    """Everything the views show of ``info``. ``ledger``: None before the run has one (an agent may
+    ask first); ``diffs``: read the keeps' diffs; ``y_scale``: one of :data:`Y_SCALES`."""
+    experiments = ledger.experiments(info.name) if ledger is not None else []
     baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
-    rows: list[ExperimentRow] = []
+    rows = experiment_rows(experiments)
     kept: list[KeptChange] = []
     champion: float | None = None
     champion_id: int | None = None
+    champion_commit: str | None = None
     for e in experiments:
         if e.verdict is Verdict.BASELINE:
-            champion, champion_id = e.metric, e.id
+            champion, champion_id, champion_commit = e.metric, e.id, e.commit or e.parent_commit
         elif e.verdict is Verdict.KEEP and e.metric is not None:
             kept.append(_kept(root, e, champion, baseline, diffs))
-            champion, champion_id = e.metric, e.id
-        rows.append(_row(e, champion if e.verdict is not None else None, baseline))
+            champion, champion_id, champion_commit = e.metric, e.id, e.commit or e.parent_commit
     running = next((e for e in reversed(experiments) if e.verdict is None), None)
-    active = running is not None and run_is_active(root, info.name)
+    holder = run_lock_holder(root / STATE_DIR, info.name)
+    active = running is not None and holder is not None
     tokens_in = sum(e.tokens_in or 0 for e in experiments)
     tokens_out = sum(e.tokens_out or 0 for e in experiments)
     budget = info.config.get("budget", {}) or {}
     spending = Spending(
-        wall_s=ledger.wall_spent(info.name),
+        wall_s=ledger.wall_spent(info.name) if ledger is not None else 0.0,
         wall_budget_s=_number(budget.get("wall")),
         measured=experiment_count(experiments),
         iterations_budget=budget.get("iterations"),
@@ -233,15 +243,17 @@ def run_view(root: Path, ledger: Ledger, info: RunInfo, *, diffs: bool = True, y
         baseline=baseline,
         champion=champion,
         champion_id=champion_id,
+        champion_commit=champion_commit,
+        lock_holder=holder,
         experiments=rows,
         experiment_count=spending.measured,
         kept=kept,
         counts=counts,
         spending=spending,
         in_flight=_in_flight(running) if running is not None and active else None,
-        hardware=_machines(ledger, experiments),
+        hardware=_machines(ledger, experiments) if ledger is not None else [],
         y_axis=y_axis(rows, info.direction, y_scale),
-        statistics=_statistics(ledger, info.name, experiments),
+        statistics=_statistics(ledger, info.name, experiments) if ledger is not None else [],
         pending_reviews=[
             PendingReview(item.experiment.id, item.experiment.hypothesis, item.experiment.metric, item.why, item.branch)
             for item in pending_reviews(experiments)
@@ -296,7 +308,35 @@ def y_axis(rows: list[ExperimentRow], direction: str, wanted: str = "auto") -> Y
     return YAxis("log", wanted)
 
 
-def _row(e: Experiment, best: float | None, baseline: float | None) -> ExperimentRow:
+def experiment_rows(experiments: Sequence[Experiment]) -> list[ExperimentRow]:
+    """Every experiment as a row: against the baseline, against the champion its verdict saw, and
+    the champion once it was decided (the plot's running best)."""
+    baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
+    rows: list[ExperimentRow] = []
+    best: float | None = None  # the champion after each decision, as the plot steps it
+    before: float | None = None  # the champion's recorded score the next verdict compares with
+    for e in experiments:
+        if e.verdict is Verdict.BASELINE or (e.verdict is Verdict.KEEP and e.metric is not None):
+            best = e.metric
+        compared = None if e.verdict in (None, Verdict.BASELINE) else e.comparison(before)
+        rows.append(_row(e, best if e.verdict is not None else None, baseline, compared))
+        if e.verdict in (Verdict.KEEP, Verdict.BASELINE) and e.metric is not None:
+            before = e.metric
+    return rows
+
+
+def champion_before(experiments: Sequence[Experiment], experiment_id: int) -> Experiment | None:
+    """The champion an experiment was measured against: the last keep (or the baseline) before it."""
+    found = None
+    for e in experiments:
+        if e.id >= experiment_id:
+            break
+        if e.verdict in (Verdict.KEEP, Verdict.BASELINE) and e.metric is not None:
+            found = e
+    return found
+
+
+def _row(e: Experiment, best: float | None, baseline: float | None, compared: Comparison | None) -> ExperimentRow:
     raw = e.extra.get("candidate_samples")
     samples = [v for v in (_float(x) for x in raw) if v is not None and math.isfinite(v)] if isinstance(raw, list) else []
     return ExperimentRow(
@@ -307,7 +347,9 @@ def _row(e: Experiment, best: float | None, baseline: float | None) -> Experimen
         vs_baseline=None if e.verdict is Verdict.BASELINE else relative(baseline, e.metric),
         samples=len(samples), spread=(min(samples), max(samples)) if len(samples) > 1 else None,
         p_value=_finite(_float(e.extra.get("p_value"))), holdout=_finite(_float(e.extra.get("holdout"))),
-        overfit=bool(e.extra.get("overfit")),
+        overfit=bool(e.extra.get("overfit")), champion=compared.champion if compared else None,
+        champion_remeasured=compared.remeasured if compared else False,
+        change=f"{compared.change:+.2%}" if compared and compared.change is not None else "",
     )  # fmt: skip
 
 
@@ -343,19 +385,9 @@ def _number(value: Any) -> float | None:
 
 
 def experiment_diff(root: Path, experiment: Experiment, limit: int = DIFF_LIMIT) -> str:
-    """A keep's commit as a patch; otherwise the proposal's diff the loop saved in its logs."""
-    text = ""
-    if experiment.commit:
-        try:
-            text = git(root, "show", "--format=", "--patch", experiment.commit)
-        except GitError:
-            text = ""
-    if not text:
-        path = Path(experiment.log_dir) / "proposal.diff"
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            text = ""
+    """What an experiment changed (:func:`ratchet.workspace.git.experiment_diff`), cut at ``limit``
+    characters: a report must stay a file a browser opens at once."""
+    text = workspace_git.experiment_diff(root, experiment.commit, experiment.log_dir)
     if len(text) > limit:
         text = text[:limit] + f"\n… diff cut at {limit} characters (`ratchet show {experiment.id}` prints it all)\n"
     return text
