@@ -345,7 +345,7 @@ class Referee:
             proposal = Proposal(hypothesis=hypothesis, patch=change.patch, again=again)
             follow = True
         try:
-            experiment = Loop(self.root, self.config, display=_TryDisplay(self.display)).try_proposal(proposal)
+            experiment = Loop(self.root, self.config, observer=_TryDisplay(self.display)).try_proposal(proposal)
         except (RunError, WorkspaceError, GitError) as exc:
             raise TryRefused(str(exc)) from None
         assert experiment.verdict is not None
