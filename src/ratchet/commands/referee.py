@@ -25,8 +25,8 @@ from ratchet.experiment import Experiment, Verdict, guard_failures
 from ratchet.loop import Loop, RunError, run_lock
 from ratchet.proposers.base import Proposal
 from ratchet.report.agent_view import (
-    AgentRow as ExperimentRow,
-    AgentView as RunView,
+    AgentRow,
+    AgentView,
     champion_before,
     history_lines,
     proposer_reason,
@@ -270,7 +270,7 @@ class TryReport(BaseModel):
     champion_commit: str  # the champion after this try
     working_tree: str  # what happened to the working tree's scope files
     notes: list[str] = []
-    history: list[ExperimentRow] = []
+    history: list[AgentRow] = []
 
     def lines(self, metric_name: str) -> list[str]:
         """The human report: verdict and delta, reason, the working tree, a short history."""
@@ -296,7 +296,7 @@ class Referee:
         self.config = config
         self.display = display
         self.config_path = config_path
-        self.view = RunView(root, config)
+        self.view = AgentView(root, config)
         self.scope = Globs(config.scope.mutable)
         self.harness = Globs(config.scope.harness)
 
