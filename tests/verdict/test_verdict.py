@@ -51,7 +51,7 @@ def run(repo: Path, proposals: list, iterations: int | None = None, proposer=Non
     buffer = io.StringIO()
     loop = Loop(
         repo, load_config(repo / "ratchet.toml"), proposer=proposer or Scripted(proposals),
-        iterations=iterations or len(proposals), display=Display(Console(file=buffer, width=200)),
+        iterations=iterations or len(proposals), observer=Display(Console(file=buffer, width=200)),
     )  # fmt: skip
     loop.run()
     return Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("t"), buffer.getvalue()

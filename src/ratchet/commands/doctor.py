@@ -33,7 +33,7 @@ from ratchet.measure.limits import cgroup_support
 from ratchet.measure.runner import CommandResult
 from ratchet.measure.sandbox import INSTALL_HINT, SandboxError, probe
 from ratchet.state import STATE_DIR
-from ratchet.verdict.policies import evaluate_guard
+from ratchet.verdict import evaluate_guard
 from ratchet.workspace.git import GitError, exclude_state_dir, git, parse_porcelain
 from ratchet.workspace.preflight import (
     NO_COMMIT,

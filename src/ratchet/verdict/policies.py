@@ -1,4 +1,8 @@
-"""The keep/discard decision. Trusted code: it only sees numbers the harness measured."""
+"""The ways to compare a candidate with its champion (``verdict.mode``): single, repeat, sequential.
+
+Trusted code: it only sees numbers the harness measured, drawn through a :class:`SampleSource`.
+Scale and threshold of ``min_effect`` come from :mod:`ratchet.verdict.effect`.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,9 @@ from typing import Any, Protocol
 from ratchet.config import Effect, VerdictSection
 from ratchet.experiment import Verdict
 from ratchet.verdict import stats
-from ratchet.verdict.decision import Decision as Decision
+from ratchet.verdict.decision import Decision as Decision  # re-exported until the loop takes it from ratchet.verdict
 from ratchet.verdict.effect import log_scale_for, relative_change, threshold_on_scale
 from ratchet.verdict.stats import improvement
-
-# Re-exported where they lived before verdict/guards.py and verdict/holdout.py, until every
-# importer takes them from ``ratchet.verdict``.
-from ratchet.verdict.guards import evaluate_guard as evaluate_guard
-from ratchet.verdict.guards import guarded as guarded
-from ratchet.verdict.holdout import holdout_regressed as holdout_regressed
 
 
 class SampleSource(Protocol):
@@ -73,6 +71,10 @@ class VerdictPolicy(abc.ABC):
         """One candidate value against one champion value: KEEP when better enough."""
 
 
+def _describe(champion: float, candidate: float) -> str:
+    change = relative_change(champion, candidate)
+    return f"{candidate:.6g} vs champion {champion:.6g}" + (f" ({change:+.2%})" if change is not None else "")
+
 
 class SingleMeasurement(VerdictPolicy):
     """Keep when one measurement beats the champion's by more than ``min_effect``."""
@@ -82,20 +84,15 @@ class SingleMeasurement(VerdictPolicy):
         self.min_effect = min_effect
 
     def would_keep(self, champion: float, candidate: float) -> Decision:
+        # One value each: the difference in the metric's units, never on the log scale.
         gain = improvement(self.direction, champion, candidate)
-        needed = self.min_effect.amount(champion)
-        change = relative_change(champion, candidate)
-        shown = f"{candidate:.6g} vs champion {champion:.6g}" + (f" ({change:+.2%})" if change is not None else "")
+        needed = threshold_on_scale(self.min_effect, False, champion)
+        shown = _describe(champion, candidate)
         if gain > needed:
             return Decision(Verdict.KEEP, f"better: {shown}")
         if gain > 0:
             return Decision(Verdict.DISCARD, f"better by less than min_effect {self.min_effect}: {shown}")
         return Decision(Verdict.DISCARD, f"not better: {shown}")
-
-
-def _describe(direction: str, champion: float, candidate: float) -> str:
-    change = relative_change(champion, candidate)
-    return f"{candidate:.6g} vs champion {champion:.6g}" + (f" ({change:+.2%})" if change is not None else "")
 
 
 class RepeatedMeasurement(VerdictPolicy):
@@ -156,20 +153,19 @@ class SequentialPairs(VerdictPolicy):
             if n < stats.MIN_PAIRS:
                 continue
             log_scale = log_scale_for(self.section, cand + champ)
-            diffs = [stats.improvement(self.direction, a, b, log_scale) for a, b in zip(champ, cand)]
+            diffs = [improvement(self.direction, a, b, log_scale) for a, b in zip(champ, cand)]
             effect = threshold_on_scale(self.section.min_effect, log_scale, statistics.median(champ))
             p = stats.paired_p_value(diffs, effect)
             mean = statistics.fmean(diffs)
-            shown = _describe(self.direction, statistics.median(champ), statistics.median(cand))
+            shown = _describe(statistics.median(champ), statistics.median(cand))
             if p < self.threshold:
                 reason = f"better after {n} pairs (p={p:.3g} < {self.threshold:.3g}): medians {shown}"
                 return Judgement(Decision(Verdict.KEEP, reason), cand, champ, p, log_scale)
             if mean <= effect:
                 reason = f"not better after {n} pairs (mean difference at or below min_effect): medians {shown}"
                 return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, log_scale)
-        reason = f"not shown better in {self.section.max_pairs} pairs (p={p:.3g}): medians " + _describe(
-            self.direction, statistics.median(champ), statistics.median(cand)
-        )
+        shown = _describe(statistics.median(champ), statistics.median(cand))
+        reason = f"not shown better in {self.section.max_pairs} pairs (p={p:.3g}): medians {shown}"
         return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, log_scale_for(self.section, cand + champ))
 
 
