@@ -8,7 +8,7 @@ import math
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -27,10 +27,11 @@ from ratchet.commands.scaffold import (
     write_recipe,
     write_starter_files,
 )
-from ratchet.config import ConfigError
-from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
+from ratchet.commands.show import experiment_data, status_data
+from ratchet.config import Config, ConfigError, parse_effect
+from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
-from ratchet.loop import Loop, RunError, run_lock_holder
+from ratchet.loop import Loop, RunError
 from ratchet.project import Project, ProjectError
 from ratchet.report.terminal import (
     VERDICT_STYLE,
@@ -38,8 +39,10 @@ from ratchet.report.terminal import (
     format_metric,
     make_display,
 )
-from ratchet.state import STATE_DIR
 from ratchet.workspace.git import GitError, WorkspaceError, git
+
+if TYPE_CHECKING:
+    from ratchet.commands.analysis import Calibration
 
 app = typer.Typer(
     name="ratchet",
@@ -75,7 +78,8 @@ class _Command(TyperCommand):
     """Usage lines the way click writes them, ``show [OPTIONS] EXPERIMENT``: Typer 0.2x writes a
     required argument as ``{experiment_id}``, which reads like a template left unfilled."""
 
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+    # ctx: click's Context, which Typer 0.29 vendors as typer._click (typer.Context is a subclass of it).
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if param.param_type_name == "argument":
@@ -100,6 +104,13 @@ def _project(config: Path | None = None) -> Project:
         return Project.find(Path.cwd(), config)
     except WorkspaceError as exc:
         raise _fail(str(exc)) from None
+
+
+def _config(project: Project, code: int = 2) -> Config:
+    try:
+        return project.config()
+    except ConfigError as exc:
+        raise _fail(str(exc), code) from None
 
 
 # ---------------------------------------------------------------- init / run / demo
@@ -168,18 +179,14 @@ def run(
 
 def _run_loop(project: Project, *, iterations: int | None, name: str | None) -> int:
     """The loop, with its one-line errors; returns the exit code its stop calls for."""
+    cfg = _config(project)
     try:
-        cfg = project.config()
-        if name is not None:
-            cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"name": name})})
-            type(cfg.run).model_validate(cfg.run.model_dump())  # the name must be a valid branch name
-    except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+        cfg = cfg if name is None else cfg.with_run_name(name)
     except ValueError as exc:
         raise _fail(f"--name: {exc}", 2) from None
     display = make_display(out)
     try:
-        return Loop(project.root, cfg, iterations=iterations, display=display).run().exit_code
+        return Loop(project.root, cfg, iterations=iterations, observer=display).run().exit_code
     except (RunError, WorkspaceError, GitError) as exc:
         display.close()
         raise _fail(str(exc)) from None
@@ -227,70 +234,11 @@ def _open(run_name: str | None) -> tuple[Project, Ledger, RunInfo]:
         raise _fail(str(exc)) from None
 
 
-def _status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, Any]:
-    experiments = ledger.experiments(info.name)
-    counts: dict[str, int] = {}
-    for e in experiments:
-        key = e.verdict.value if e.verdict else "running"
-        counts[key] = counts.get(key, 0) + 1
-    baseline = next((e for e in experiments if e.verdict is Verdict.BASELINE), None)
-    champion = next((e for e in reversed(experiments) if e.verdict in (Verdict.KEEP, Verdict.BASELINE)), None)
-    running = run_lock_holder(project.root / STATE_DIR, info.name)
-    budget = info.config.get("budget", {})
-    return {
-        "run": info.name,
-        "branch": info.branch,
-        "base_commit": info.base_commit,
-        "metric": info.metric_name,
-        "direction": info.direction,
-        "active": running is not None,
-        "pid": running,
-        "experiments": measured_count(experiments),  # the one count: the report's and the budget's
-        "measured": measured_count(experiments),
-        "counts": counts,
-        "baseline": baseline.metric if baseline else None,
-        "champion": champion.metric if champion else None,
-        "champion_commit": (champion.commit or champion.parent_commit) if champion else None,
-        "champion_experiment": champion.id if champion else None,
-        "wall_spent_s": ledger.wall_spent(info.name),
-        "tokens": ledger.spent(info.name)[0],
-        "cost_usd": ledger.spent(info.name)[1],
-        "budget": {
-            "iterations": budget.get("iterations"),
-            "wall_s": budget.get("wall"),
-            "tokens": budget.get("tokens"),
-            "cost_usd": budget.get("cost_usd"),
-        },
-        "last": experiments[-1].to_json() if experiments else None,
-        "pending_reviews": [{"id": item.experiment.id, "why": item.why, "branch": item.branch} for item in pending_reviews(experiments)],
-        # The champion's holdout, from the baseline through each keep: a trend going the wrong
-        # way while the metric improves is overfitting.
-        "holdout_trend": [
-            {"id": e.id, "holdout": e.extra["holdout"], "overfit": bool(e.extra.get("overfit"))}
-            for e in experiments
-            if e.verdict in (Verdict.BASELINE, Verdict.KEEP) and e.extra.get("holdout") is not None
-        ],
-        "confirmation": next(iter(ledger.events(info.name, "confirmation")[-1:]), None),
-        "noise": next(iter(ledger.events(info.name, "calibration")[-1:]), None),
-        "sandbox_warning": _sandbox_warning(project, info),
-    }
-
-
-def _sandbox_warning(project: Project, info: RunInfo) -> str | None:
-    from ratchet.measure.containment import sandbox_warning
-
-    try:
-        section: Any = project.config().sandbox  # what the next session will do
-    except ConfigError:
-        section = info.config.get("sandbox") or {}
-    return sandbox_warning(section)
-
-
 @app.command()
 def status(run: RunOption = None, as_json: JsonOption = False) -> None:
     """Where a run stands: champion against baseline, verdict counts, budget spent."""
     project, ledger, info = _open(run)
-    data = _status_data(project, ledger, info)
+    data = status_data(project, ledger, info)
     ledger.close()
     if as_json:
         out.print_json(json.dumps(data))
@@ -365,21 +313,11 @@ def show(experiment_id: Annotated[int, typer.Argument(metavar="EXPERIMENT", help
     ledger.close()
     if experiment is None:
         raise _fail(f"run {info.name!r} has no experiment {experiment_id}")
-    diff = _diff_of(project, experiment)
+    data = experiment_data(project, experiment)
     if as_json:
-        out.print_json(json.dumps({**experiment.to_json(), "diff": diff, "output_tail": experiment.output_tail}))
+        out.print_json(json.dumps(data))
         return
-    _print_experiment(info, experiment, diff)
-
-
-def _diff_of(project: Project, experiment: Experiment) -> str:
-    if experiment.commit:
-        try:
-            return git(project.root, "show", "--format=", "--patch", experiment.commit)
-        except GitError:
-            pass
-    path = Path(experiment.log_dir) / "proposal.diff"
-    return path.read_text(errors="replace") if path.exists() else ""
+    _print_experiment(info, experiment, data["diff"])
 
 
 def _print_experiment(info: RunInfo, e: Experiment, diff: str) -> None:
@@ -530,14 +468,10 @@ def calibrate(
     """Measure the noise: the champion against itself; recommend min_effect and pairs (power planning)."""
     from ratchet.commands.analysis import AnalysisError
     from ratchet.commands.analysis import calibrate as measure_noise
-    from ratchet.config import parse_effect
     from ratchet.workspace.worktree import BRANCH_PREFIX
 
     project = _project(config)
-    try:
-        cfg = project.config()
-    except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+    cfg = _config(project)
     wanted = None
     if effect is not None:
         try:
@@ -554,6 +488,10 @@ def calibrate(
         result = measure_noise(project.root, cfg, commit, head, pairs, power, wanted, progress=lambda m: err.print(m, markup=False))
     except (AnalysisError, GitError, WorkspaceError) as exc:
         raise _fail(str(exc)) from None
+    _print_calibration(result, cfg, pairs, power, effect)
+
+
+def _print_calibration(result: Calibration, cfg: Config, pairs: int, power: float, effect: str | None) -> None:
     noise = result.noise
     scale = "log-ratio" if noise.log_scale else cfg.metric.name
     if noise.deterministic:
@@ -597,10 +535,7 @@ ReviewId = Annotated[int, typer.Argument(metavar="EXPERIMENT", help="The held ex
 
 def _reviewer(config: Path | None) -> Reviewer:
     project = _project(config)
-    try:
-        return Reviewer(project.root, project.config(), display=make_display(err))
-    except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+    return Reviewer(project.root, _config(project), display=make_display(err))
 
 
 @review_app.callback(invoke_without_command=True)
@@ -663,10 +598,7 @@ def ablate(run: RunOption = None, config: ConfigOption = None) -> None:
     from ratchet.commands.analysis import ablate as leave_one_out
 
     project, ledger, info = _open(run)
-    try:
-        cfg = project.config()
-    except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+    cfg = _config(project)
     kept = [e for e in ledger.experiments(info.name) if e.verdict is Verdict.KEEP and e.commit]
     if not kept:
         raise _fail(f"run {info.name!r} has no kept experiment to ablate")
@@ -734,10 +666,7 @@ def probe(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     from ratchet.commands.probe import EXIT_CANNOT_PROBE, ProbeError, red_team
 
     project = _project(config)
-    try:
-        cfg = project.config()
-    except ConfigError as exc:
-        raise _fail(str(exc), EXIT_CANNOT_PROBE) from None
+    cfg = _config(project, EXIT_CANNOT_PROBE)
     mark = {"caught": "[green]caught    [/]", "not caught": "[bold red]NOT CAUGHT[/]", "skipped": "[dim]skipped   [/]"}
 
     def show(result: Any) -> None:

@@ -31,7 +31,6 @@ class ConfigError(Exception):
     """A config problem, already phrased as one line for the user."""
 
 
-
 class Config(_Section):
     run: RunSection = RunSection()
     scope: ScopeSection
@@ -57,6 +56,12 @@ class Config(_Section):
 
     def metric_timeout(self) -> float:
         return self.metric.timeout or self.budget.experiment_timeout
+
+    def with_run_name(self, name: str) -> "Config":
+        """This config under another run name (``ratchet run --name``); a ValueError (pydantic's
+        ValidationError) when the name cannot be a branch name."""
+        run = type(self.run).model_validate({**self.run.model_dump(), "name": name})
+        return self.model_copy(update={"run": run})
 
 
 # ---------------------------------------------------------------- loading

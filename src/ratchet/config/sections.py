@@ -223,7 +223,6 @@ class BudgetSection(_Section):
     cost_usd: float | None = Field(default=None, ge=0)
 
 
-
 class SandboxSection(_Section):
     """How untrusted processes run: proposer commands and every measurement command."""
 

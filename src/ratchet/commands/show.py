@@ -1,0 +1,81 @@
+"""``ratchet status`` and ``show``: what the ledger says of a run, as data the faces print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ratchet.config import ConfigError
+from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
+from ratchet.ledger import Ledger, RunInfo
+from ratchet.measure.containment import sandbox_warning
+from ratchet.project import Project
+from ratchet.state import STATE_DIR, run_lock_holder
+from ratchet.workspace.git import experiment_diff
+
+
+def status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, Any]:
+    """Where a run stands: champion against baseline, verdict counts, budget spent (``status --json``)."""
+    experiments = ledger.experiments(info.name)
+    counts: dict[str, int] = {}
+    for e in experiments:
+        key = e.verdict.value if e.verdict else "running"
+        counts[key] = counts.get(key, 0) + 1
+    baseline = next((e for e in experiments if e.verdict is Verdict.BASELINE), None)
+    champion = next((e for e in reversed(experiments) if e.verdict in (Verdict.KEEP, Verdict.BASELINE)), None)
+    running = run_lock_holder(project.root / STATE_DIR, info.name)
+    return {
+        "run": info.name,
+        "branch": info.branch,
+        "base_commit": info.base_commit,
+        "metric": info.metric_name,
+        "direction": info.direction,
+        "active": running is not None,
+        "pid": running,
+        "experiments": measured_count(experiments),  # the one count: the report's and the budget's
+        "measured": measured_count(experiments),
+        "counts": counts,
+        "baseline": baseline.metric if baseline else None,
+        "champion": champion.metric if champion else None,
+        "champion_commit": (champion.commit or champion.parent_commit) if champion else None,
+        "champion_experiment": champion.id if champion else None,
+        "wall_spent_s": ledger.wall_spent(info.name),
+        "tokens": ledger.spent(info.name)[0],
+        "cost_usd": ledger.spent(info.name)[1],
+        "budget": _budget(info),
+        "last": experiments[-1].to_json() if experiments else None,
+        "pending_reviews": [{"id": item.experiment.id, "why": item.why, "branch": item.branch} for item in pending_reviews(experiments)],
+        # The champion's holdout, from the baseline through each keep: a trend going the wrong
+        # way while the metric improves is overfitting.
+        "holdout_trend": [
+            {"id": e.id, "holdout": e.extra["holdout"], "overfit": bool(e.extra.get("overfit"))}
+            for e in experiments
+            if e.verdict in (Verdict.BASELINE, Verdict.KEEP) and e.extra.get("holdout") is not None
+        ],
+        "confirmation": next(iter(ledger.events(info.name, "confirmation")[-1:]), None),
+        "noise": next(iter(ledger.events(info.name, "calibration")[-1:]), None),
+        "sandbox_warning": _sandbox_warning(project, info),
+    }
+
+
+def _budget(info: RunInfo) -> dict[str, Any]:
+    budget = info.config.get("budget", {})
+    return {
+        "iterations": budget.get("iterations"),
+        "wall_s": budget.get("wall"),
+        "tokens": budget.get("tokens"),
+        "cost_usd": budget.get("cost_usd"),
+    }
+
+
+def _sandbox_warning(project: Project, info: RunInfo) -> str | None:
+    try:
+        section: Any = project.config().sandbox  # what the next session will do
+    except ConfigError:
+        section = info.config.get("sandbox") or {}
+    return sandbox_warning(section)
+
+
+def experiment_data(project: Project, experiment: Experiment) -> dict[str, Any]:
+    """One experiment with what it changed and the tail of its output (``show --json``)."""
+    diff = experiment_diff(project.root, experiment.commit, experiment.log_dir)
+    return {**experiment.to_json(), "diff": diff, "output_tail": experiment.output_tail}
