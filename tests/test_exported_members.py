@@ -1,5 +1,6 @@
 """The public API: what ``ratchet`` and its extension points export, pinned (httpx's test is the model).
 
+``ratchet.verdict`` is pinned too: the loop, the reports and the commands import it from there.
 A name added to or dropped from ``__all__`` is a change users see: this test makes it deliberate.
 """
 
@@ -14,6 +15,7 @@ import ratchet.events
 import ratchet.executors
 import ratchet.proposers
 import ratchet.testing
+import ratchet.verdict
 
 PUBLIC = {
     ratchet: [
@@ -30,6 +32,11 @@ PUBLIC = {
         "EXIT_CONFIG", "EXIT_DONE", "EXIT_ERROR", "EXIT_FAILURES", "EXIT_INTERRUPTED", "RunObserver", "RunSummary",
     ],
     ratchet.testing: ["ExecutorContract", "ProposerContract"],
+    ratchet.verdict: [
+        "Decision", "Judgement", "SampleSource", "VerdictPolicy", "evaluate_guard", "guarded", "holdout_regressed", "improvement",
+        "log_scale_for", "measure_pair", "noise_warning", "policy_for", "recommended_min_effect", "redact_for_proposer",
+        "relative_change", "relative_gain", "setting_on_scale", "threshold_on_scale",
+    ],
 }  # fmt: skip
 
 

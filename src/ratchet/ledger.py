@@ -99,6 +99,11 @@ class RunInfo:
     config: dict[str, Any]
 
 
+def _run_info(row: tuple[Any, ...]) -> RunInfo:
+    name, created, base_commit, branch, metric_name, direction, config = row[:7]
+    return RunInfo(name, created, base_commit, branch, metric_name, direction, json.loads(config))
+
+
 class Ledger:
     """A thin, typed layer over the SQLite file. Every write is its own committed transaction,
     so a row is on disk before the loop moves on (WAL: a kill -9 loses nothing committed)."""
@@ -135,11 +140,11 @@ class Ledger:
 
     def get_run(self, name: str) -> RunInfo | None:
         row = self._db.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
-        return None if row is None else RunInfo(*row[:6], config=json.loads(row[6]))
+        return None if row is None else _run_info(row)
 
     def runs(self) -> list[RunInfo]:
         rows = self._db.execute("SELECT * FROM runs ORDER BY created").fetchall()
-        return [RunInfo(*row[:6], config=json.loads(row[6])) for row in rows]
+        return [_run_info(row) for row in rows]
 
     # ------------------------------------------------------------ experiments
 

@@ -6,7 +6,14 @@ confirmation race), ``experiment`` (one experiment as a state machine), ``measur
 guards, holdout, the verdict), ``rework``, ``context`` (what a proposer is shown), ``state``.
 """
 
-from ratchet.events import EXIT_CONFIG, EXIT_DONE, EXIT_ERROR, EXIT_FAILURES, EXIT_INTERRUPTED, RunSummary
+from ratchet.events import (
+    EXIT_CONFIG,
+    EXIT_DONE,
+    EXIT_ERROR,
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    RunSummary,
+)
 from ratchet.loop.run import Loop
 from ratchet.state import RunError, run_lock, run_lock_holder
 

@@ -10,15 +10,15 @@ import math
 import time
 from pathlib import Path
 
+from ratchet.executors.sampler import MeasurementFailed
 from ratchet.experiment import Experiment, GuardResult, Verdict, guard_failures
 from ratchet.ledger import Ledger, RunInfo
 from ratchet.loop.measurement import Measurement, gigabytes
 from ratchet.loop.parts import Parts
 from ratchet.loop.resume import set_aside_failed_baseline
 from ratchet.loop.state import Interrupts, RunState, state_from_history
-from ratchet.executors.sampler import MeasurementFailed
 from ratchet.state import RunError
-from ratchet.verdict.policies import Decision
+from ratchet.verdict import Decision
 
 
 def baseline_state(parts: Parts, ledger: Ledger, measurement: Measurement, info: RunInfo, interrupts: Interrupts) -> RunState:

@@ -10,7 +10,7 @@ from ratchet.experiment import Experiment
 from ratchet.loop.parts import Parts
 from ratchet.loop.state import RunState
 from ratchet.proposers import ProposalContext
-from ratchet.verdict.holdout import redact_for_proposer
+from ratchet.verdict import redact_for_proposer
 from ratchet.workspace.worktree import Candidate
 
 

@@ -24,10 +24,16 @@ from ratchet.loop.usage import record_usage, set_usage
 from ratchet.proposers import Proposal, ProposalContext, Proposer, ProposerError
 from ratchet.proposers.base import BudgetExhausted, FatalProposerError
 from ratchet.state import RunError
-from ratchet.verdict.policies import Decision
+from ratchet.verdict import Decision
 from ratchet.workspace.git import GitError
 from ratchet.workspace.scope import Globs
-from ratchet.workspace.worktree import EXPERIMENT_TRAILER, Candidate, GitTampered, Leftovers, ScopeViolation
+from ratchet.workspace.worktree import (
+    EXPERIMENT_TRAILER,
+    Candidate,
+    GitTampered,
+    Leftovers,
+    ScopeViolation,
+)
 
 
 class Step(enum.Enum):

@@ -12,14 +12,24 @@ from pathlib import Path
 
 from ratchet.events import RunObserver
 from ratchet.executors.jobs import guard_job, holdout_job
-from ratchet.executors.sampler import Failure, MeasurementFailed, PristineHarness, Sampler, harness_paths
+from ratchet.executors.sampler import (
+    Failure,
+    MeasurementFailed,
+    PristineHarness,
+    Sampler,
+    harness_paths,
+)
 from ratchet.experiment import Experiment, GuardResult, Verdict
 from ratchet.loop.parts import Parts
 from ratchet.loop.state import Interrupts, RunState
 from ratchet.measure.parse import MetricParseError, parse_number
-from ratchet.verdict.guards import evaluate_guard, guarded
-from ratchet.verdict.holdout import holdout_regressed
-from ratchet.verdict.policies import Decision, Judgement
+from ratchet.verdict import (
+    Decision,
+    Judgement,
+    evaluate_guard,
+    guarded,
+    holdout_regressed,
+)
 from ratchet.workspace.worktree import Leftovers, reference_checkout
 
 

@@ -13,9 +13,15 @@ from ratchet.ledger import Ledger
 from ratchet.loop.measurement import Measurement
 from ratchet.loop.parts import Parts
 from ratchet.loop.state import Interrupts, RunState
-from ratchet.verdict.effect import log_scale_for, noise_warning, relative_gain
-from ratchet.verdict.policies import measure_pair, policy_for
-from ratchet.verdict.stats import Noise, confidence_interval, estimate_noise, improvement
+from ratchet.verdict import (
+    improvement,
+    log_scale_for,
+    measure_pair,
+    noise_warning,
+    policy_for,
+    relative_gain,
+)
+from ratchet.verdict.stats import Noise, confidence_interval, estimate_noise
 from ratchet.workspace.worktree import reference_checkout
 
 

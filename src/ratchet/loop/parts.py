@@ -14,7 +14,7 @@ from ratchet.executors import Executor
 from ratchet.experiment import Experiment
 from ratchet.ledger import Ledger
 from ratchet.state import STATE_DIR
-from ratchet.verdict.policies import VerdictPolicy, policy_for
+from ratchet.verdict import VerdictPolicy, policy_for
 from ratchet.workspace.scope import Globs
 from ratchet.workspace.worktree import Workspace
 

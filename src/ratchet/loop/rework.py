@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ratchet.experiment import Experiment, Verdict
 from ratchet.loop.usage import add_usage
 from ratchet.proposers import ProposerError
-from ratchet.verdict.policies import Decision
+from ratchet.verdict import Decision
 from ratchet.workspace.worktree import GitTampered, ScopeViolation
 
 if TYPE_CHECKING:

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from ratchet.budget import Budget, Progress
 from ratchet.config import Config
-from ratchet.events import EXIT_DONE, EXIT_FAILURES, EXIT_INTERRUPTED, RunObserver, RunSummary
+from ratchet.events import (
+    EXIT_DONE,
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    RunObserver,
+    RunSummary,
+)
 from ratchet.executors import Executor, LocalExecutor
 from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
@@ -25,7 +31,14 @@ from ratchet.loop.parts import Parts
 from ratchet.loop.resume import open_run, repair
 from ratchet.loop.state import Interrupts, RunState
 from ratchet.measure.hardware import fingerprint, hardware_info
-from ratchet.proposers import Outcome, Proposal, ProposalContext, Proposer, ProposerError, create_proposer
+from ratchet.proposers import (
+    Outcome,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    ProposerError,
+    create_proposer,
+)
 from ratchet.proposers.base import BudgetExhausted
 from ratchet.state import RunError, run_lock
 from ratchet.workspace.git import exclude_state_dir

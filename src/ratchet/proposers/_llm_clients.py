@@ -175,8 +175,8 @@ class _OpenAIClient(_SDKClient):
             raise self._failure(exc) from None
         if not isinstance(text, str):
             raise ChatError(f"malformed response from {self.section.base_url or 'the API'}: no text in the answer")
-        counted = usage is not None and getattr(usage, "prompt_tokens", None) is not None
-        tokens = (usage.prompt_tokens, usage.completion_tokens or 0) if counted else None
+        prompt_tokens = getattr(usage, "prompt_tokens", None)
+        tokens = (int(prompt_tokens), int(getattr(usage, "completion_tokens", None) or 0)) if prompt_tokens is not None else None
         return self._reply(system, messages, text, tokens, raw.retries_taken, truncated)
 
 

@@ -46,6 +46,7 @@ class Templates:
 
     def render(self, name: str, **variables: Any) -> str:
         try:
-            return self._load(name).render(**variables).strip() + "\n"
+            text: str = self._load(name).render(**variables)
+            return text.strip() + "\n"
         except self._jinja.TemplateError as exc:  # it would fail the same way every time
             raise FatalProposerError(f"template {name}: {exc}") from None

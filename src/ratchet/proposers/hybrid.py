@@ -121,17 +121,17 @@ class HybridProposer(LLMProposer):
         )
         # What the ledger knows about this structure is the study: nothing else to keep in sync.
         for experiment in [structure, *trials]:
-            values = experiment.proposal_meta.get("params")
+            known = experiment.proposal_meta.get("params")
             if (
                 experiment.verdict is not None and experiment.verdict.judged_on_metric
                 and _is_finite(experiment.metric)
                 and all(guard.passed for guard in experiment.guards)
-                and isinstance(values, dict)
-                and set(values) == set(distributions)
+                and isinstance(known, dict)
+                and set(known) == set(distributions)
             ):
                 try:
                     study.add_trial(
-                        optuna.trial.create_trial(params=values, distributions=distributions, value=float(experiment.metric))  # type: ignore[arg-type]
+                        optuna.trial.create_trial(params=known, distributions=distributions, value=float(experiment.metric))  # type: ignore[arg-type]
                     )
                 except ValueError:
                     pass  # a value outside its (changed) range

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ratchet.config import Effect, VerdictSection
 from ratchet.experiment import Verdict
 from ratchet.verdict import stats
-from ratchet.verdict.decision import Decision as Decision  # re-exported until the loop takes it from ratchet.verdict
+from ratchet.verdict.decision import Decision
 from ratchet.verdict.effect import log_scale_for, relative_change, threshold_on_scale
 from ratchet.verdict.stats import improvement
 
