@@ -11,6 +11,8 @@ from typing import Callable
 
 import pytest
 
+from ratchet import Proposal, ProposalContext, Proposer, ProposerError
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test User",
     "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -118,3 +120,33 @@ def sandbox_required() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the sandbox tests, but {found.reason}")
         pytest.skip(f"no sandbox here: {found.reason}")
+
+
+def sandbox_config(mode: str) -> str:
+    """The number target's config for one iteration, no calibration or confirmation, ``[sandbox] mode``."""
+    return NUMBER_CONFIG.replace("iterations = 5", "iterations = 1").replace(
+        "[budget]", "[verdict]\ncalibrate_pairs = 0\nconfirm_pairs = 0\n[budget]"
+    ) + f'\n[sandbox]\nmode = "{mode}"\n'
+
+
+class Scripted(Proposer):
+    """A proposer for tests of the loop: hands out the given proposals in order (callables get the context)."""
+
+    kind = "scripted"
+
+    def __init__(self, proposals: list[Proposal | Callable[[ProposalContext], Proposal]]) -> None:
+        self.proposals = list(proposals)
+        self.outcomes: list = []
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        if not self.proposals:
+            raise ProposerError("out of ideas")
+        item = self.proposals.pop(0)
+        return item(context) if callable(item) else item
+
+    def observe(self, outcome) -> None:
+        self.outcomes.append(outcome)
+
+
+def number(value: float, why: str = "") -> Proposal:
+    return Proposal(hypothesis=why or f"set {value}", edits={"value.txt": f"{value}\n"})

@@ -1,5 +1,5 @@
 # The code cells of analysis.ipynb from github.com/karpathy/autoresearch (MIT licence), commit
-# 228791fb499afffb54b46200aca536f79142f117, verbatim, one after another: tests/test_export.py runs
+# 228791fb499afffb54b46200aca536f79142f117, verbatim, one after another: tests/report/test_export.py runs
 # them on `ratchet export --format autoresearch` output, in a folder holding results.tsv.
 
 # ---- cell 1

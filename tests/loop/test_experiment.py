@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_loop import Scripted, number
+from conftest import Scripted, number
 
 from ratchet import Ledger, Loop, Proposal, Verdict
 from ratchet.config import load_config

@@ -1,5 +1,5 @@
 """The parts of containment, each with real processes: the sandbox, limits, output caps, leftovers,
-the environment allowlist, the git guard, the CLI's warnings and `ratchet doctor`."""
+the environment allowlist and the CLI's warnings (the git guard: tests/workspace; doctor: tests/commands)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import NUMBER_CONFIG, make_repo, run_cli, sh
+from conftest import make_repo, run_cli, sandbox_config, sh
 
 from ratchet.measure.containment import Containment
 from ratchet.measure.environment import untrusted_env
@@ -26,7 +26,6 @@ from ratchet.measure.sandbox import (
     probe,
     repository_paths,
 )
-from ratchet.workspace.gitguard import GitGuard
 
 
 def contained(sandboxed: bool, limits: Limits | None = None, **sandbox: object) -> Containment:
@@ -187,34 +186,7 @@ def test_limits_memory(checkout):
 # ---------------------------------------------------------------- git guard
 
 
-def test_git_guard_puts_back_hooks_config_and_info(tmp_path):
-    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
-    git_dir = repo / ".git"
-    config = (git_dir / "config").read_text()
-    guard = GitGuard(git_dir, None, tmp_path / "quarantine")
-    assert guard.check() == []
-    (git_dir / "hooks" / "pre-commit").write_text("#!/bin/sh\necho pwned\n")
-    (git_dir / "config").write_text(config + "[core]\n\tfsmonitor = touch /tmp/pwned\n")
-    os.rename(git_dir / "info", tmp_path / "info-moved")
-    os.symlink(tmp_path, git_dir / "info")
-    changed = guard.check()
-    assert {".git/config", ".git/hooks/pre-commit", ".git/info"} <= set(changed)
-    assert not (git_dir / "hooks" / "pre-commit").exists()
-    assert (git_dir / "config").read_text() == config
-    assert (git_dir / "info").is_dir() and not (git_dir / "info").is_symlink()
-    assert (git_dir / "info" / "exclude").read_text() == (tmp_path / "info-moved" / "exclude").read_text()
-    assert guard.check() == []
-    kept = {p.name for p in (tmp_path / "quarantine").rglob("*")}
-    assert {"pre-commit", "config", "info"} <= kept
-
-
 # ---------------------------------------------------------------- the CLI
-
-
-def _config(mode: str) -> str:
-    return NUMBER_CONFIG.replace("iterations = 5", "iterations = 1").replace(
-        "[budget]", "[verdict]\ncalibrate_pairs = 0\nconfirm_pairs = 0\n[budget]"
-    ) + f'\n[sandbox]\nmode = "{mode}"\n'
 
 
 def _path_without_bwrap(tmp_path: Path) -> str:
@@ -232,7 +204,7 @@ def _path_without_bwrap(tmp_path: Path) -> str:
 
 
 def test_required_sandbox_missing_is_one_line_error(number_repo, tmp_path):
-    repo = number_repo(_config("required"))
+    repo = number_repo(sandbox_config("required"))
     result = run_cli(repo, "run", env={"PATH": _path_without_bwrap(tmp_path)})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -241,7 +213,7 @@ def test_required_sandbox_missing_is_one_line_error(number_repo, tmp_path):
 
 
 def test_missing_sandbox_warns_at_start_and_in_status(number_repo, tmp_path):
-    repo = number_repo(_config("auto"))
+    repo = number_repo(sandbox_config("auto"))
     env = {"PATH": _path_without_bwrap(tmp_path)}
     result = run_cli(repo, "run", env=env)
     assert result.returncode == 0, result.stderr
@@ -252,44 +224,9 @@ def test_missing_sandbox_warns_at_start_and_in_status(number_repo, tmp_path):
 
 
 def test_sandbox_off_is_said_in_status(number_repo):
-    repo = number_repo(_config("off"))
+    repo = number_repo(sandbox_config("off"))
     assert "sandbox off" in run_cli(repo, "run").stdout
     assert "warning: sandbox off" in run_cli(repo, "status").stdout
-
-
-def test_doctor_on_a_good_setup(number_repo):
-    repo = number_repo(_config("auto"))
-    result = run_cli(repo, "doctor")
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    for line in ("ok   git: git version", "config: ratchet.toml", "ok   scope: 1 file: value.txt", "ok   harness: 1 file committed: bench.py"):
-        assert line in out, out
-    assert "ok   metric: 10 then 10 on HEAD" in out
-    if probe().usable:
-        assert "ok   sandbox: bubblewrap" in out
-    assert sh(repo, "git", "worktree", "list").count("\n") == 1  # its checkout is gone
-    assert sh(repo, "git", "status", "--porcelain") == ""
-
-
-def test_doctor_names_each_problem_with_a_fix(number_repo):
-    config = _config("auto").replace('mutable = ["value.txt", "src/**"]', 'mutable = ["nothing/**"]')
-    repo = number_repo(config)
-    (repo / "bench.py").write_text("print('changed')\n")
-    result = run_cli(repo, "doctor")
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert "fail scope: ['nothing/**'] matches no file" in result.stdout
-    assert "fail harness: not committed: bench.py" in result.stdout
-    assert result.stdout.count("fix: ") >= 2
-    assert "2 checks failed" in result.stderr
-
-
-def test_doctor_reports_a_metric_that_does_not_parse(number_repo):
-    repo = number_repo(_config("auto").replace(r"regex = 'metric: (\S+)'", r"regex = 'loss: (\S+)'"))
-    result = run_cli(repo, "doctor")
-    assert result.returncode == 1
-    assert "fail metric:" in result.stdout and "matched nothing" in result.stdout
-    assert "fix: run the [metric] command by hand" in result.stdout
 
 
 def accept_one(server: socket.socket, accepted: list[object]) -> None:
@@ -393,7 +330,7 @@ def test_readable_refuses_all_of_tmp():
     assert SandboxSection(readable=["/tmp/data"]).readable == ["/tmp/data"]
     with pytest.raises(ValueError, match="cannot be readable"):
         SandboxSection(readable=["/tmp/"])
-    assert ConfigError  # the CLI turns the error into one line (tests/test_config.py)
+    assert ConfigError  # the CLI turns the error into one line (tests/config/test_loader.py)
 
 
 def test_python_inside_is_the_one_outside(checkout, sandbox_required, tmp_path, monkeypatch):
@@ -416,7 +353,7 @@ def test_scripts_under_tmp_run_in_the_sandbox(number_repo, tmp_path):
     (tools / "metric.py").write_text("import reading\nprint('metric:', reading.value())\n")
     (tools / "number.sh").write_text("echo 5\n")
     (tools / "propose.sh").write_text(f"sh {tools}/number.sh > value.txt\n")
-    config = _config("required").replace('command = "{python} bench.py"', f'command = "{{python}} {tools}/metric.py"')
+    config = sandbox_config("required").replace('command = "{python} bench.py"', f'command = "{{python}} {tools}/metric.py"')
     config = config.replace('command = "true"', f'command = "sh {tools}/propose.sh"')
     repo = number_repo(config)
     result = run_cli(repo, "run")
@@ -511,7 +448,7 @@ def test_bytecode_planted_beside_a_harness_module_is_not_loaded(number_repo):
         "check.py": "import pathlib, sys, rules\nsys.exit(0 if rules.ok(float(pathlib.Path('value.txt').read_text())) else 1)\n",
         "plant.py": PLANT,
     }
-    config = _config("auto").replace('harness = ["bench.py"]', 'harness = ["bench.py", "rules.py", "check.py"]')
+    config = sandbox_config("auto").replace('harness = ["bench.py"]', 'harness = ["bench.py", "rules.py", "check.py"]')
     config = config.replace('command = "true"', 'command = "{python} plant.py"')
     config += '\n[[guards]]\nname = "rules"\ncommand = "{python} check.py"\n'
     repo = number_repo(config, files=files)
@@ -531,7 +468,7 @@ HARNESS_TESTS = {
 
 def test_pytest_guard_over_the_harness_keeps_an_honest_candidate(number_repo):
     """harness = ["tests/**"] and a pytest guard, no .gitignore: pytest leaves no __pycache__."""
-    config = _config("required").replace('harness = ["bench.py"]', 'harness = ["bench.py", "tests/**"]')
+    config = sandbox_config("required").replace('harness = ["bench.py"]', 'harness = ["bench.py", "tests/**"]')
     config = config.replace('command = "true"', 'command = "echo 5 > value.txt"')
     config += '\n[[guards]]\nname = "tests"\ncommand = "{python} -m pytest -q tests"\n'
     repo = number_repo(config, files=HARNESS_TESTS)
@@ -546,7 +483,7 @@ def test_a_candidate_that_drops_bytecode_into_the_harness_is_tampered(number_rep
         "import pathlib; p = pathlib.Path('tests/__pycache__'); p.mkdir(exist_ok=True); "
         "(p / 'test_value.cpython-311-pytest-8.pyc').write_bytes(b'x'); print(5)"
     )
-    config = _config("required").replace('harness = ["bench.py"]', 'harness = ["bench.py", "tests/**"]')
+    config = sandbox_config("required").replace('harness = ["bench.py"]', 'harness = ["bench.py", "tests/**"]')
     config = config.replace('mutable = ["value.txt", "src/**"]', 'mutable = ["value.txt", "model.py"]')
     config = config.replace('command = "true"', f"command = \"echo 5 > value.txt && echo \\\"{drop}\\\" > model.py\"")
     config += '\n[[guards]]\nname = "tests"\ncommand = "{python} model.py && {python} -m pytest -q tests"\n'
@@ -583,12 +520,12 @@ def test_dropped_variable_hint():
 def test_a_dropped_variable_is_named_for_proposer_and_metric(number_repo):
     env = {"MY_PROPOSER_SETTING": "proposer-value-1", "MY_METRIC_SETTING": "metric-value-2"}
     reads = "{python} -c \\\"import os; os.environ['%s']\\\""
-    config = _config("auto").replace('command = "true"', f'command = "{reads % "MY_PROPOSER_SETTING"}"')
+    config = sandbox_config("auto").replace('command = "true"', f'command = "{reads % "MY_PROPOSER_SETTING"}"')
     repo = number_repo(config)
     result = run_cli(repo, "run", env=env)
     out = result.stdout + result.stderr
     assert "KeyError: 'MY_PROPOSER_SETTING'" in out and 'add "MY_PROPOSER_SETTING" to [proposer] env' in out, out
-    config = _config("auto").replace('command = "{python} bench.py"', f'command = "{reads % "MY_METRIC_SETTING"}"')
+    config = sandbox_config("auto").replace('command = "{python} bench.py"', f'command = "{reads % "MY_METRIC_SETTING"}"')
     repo = number_repo(config, name="metric")
     result = run_cli(repo, "run", env=env)
     out = result.stdout + result.stderr
@@ -601,55 +538,3 @@ def test_a_dropped_variable_is_named_for_proposer_and_metric(number_repo):
 # ---------------------------------------------------------------- doctor: guards and the sandbox
 
 
-def test_doctor_runs_each_guard(number_repo):
-    config = _config("auto") + '\n[[guards]]\nname = "typo"\ncommand = "pytset -q"\n[[guards]]\nname = "fine"\ncommand = "true"\n'
-    result = run_cli(number_repo(config), "doctor")
-    assert result.returncode == 1
-    assert "fail guard typo: fails on HEAD" in result.stdout and "exit 127" in result.stdout
-    assert "pytset: not found" in result.stdout  # the output's tail
-    assert "ok   guard fine: passes on HEAD" in result.stdout
-    assert "1 check failed" in result.stderr
-
-
-def test_doctor_says_the_sandbox_hides_a_path(number_repo, tmp_path, sandbox_required):
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "value").write_text("10\n")
-    bench = f"import pathlib\nprint('metric:', float(pathlib.Path({str(data / 'value')!r}).read_text()))\n"
-    config = _config("auto") + '\n[[guards]]\nname = "reads"\ncommand = "{python} bench.py"\n'
-    repo = number_repo(config, files={"bench.py": bench})
-    result = run_cli(repo, "doctor")
-    assert result.returncode == 1
-    out = result.stdout
-    assert "fail metric: on HEAD" in out and "works outside the sandbox (10) and fails inside it" in out, out
-    assert "fail guard reads: on HEAD" in out and "works outside the sandbox and fails inside it" in out, out
-    assert out.count(f'the sandbox hides a path the command reads: {data / "value"}') == 2
-    assert out.count(f'add "{data}" to [sandbox] readable') == 2
-    assert "by hand" not in out and "2 checks failed" in result.stderr
-    (repo / "ratchet.toml").write_text((repo / "ratchet.toml").read_text().replace('mode = "auto"', f'mode = "auto"\nreadable = ["{data}"]'))
-    result = run_cli(repo, "doctor")
-    assert result.returncode == 0 and "ok   metric: 10 then 10" in result.stdout and "ok   guard reads" in result.stdout, result.stdout
-
-
-def test_doctor_fails_a_guard_that_writes_into_the_harness(number_repo):
-    config = _config("auto") + '\n[[guards]]\nname = "writes"\ncommand = "echo x > bench.log"\n'
-    config = config.replace('harness = ["bench.py"]', 'harness = ["bench.*"]')
-    result = run_cli(number_repo(config), "doctor")
-    assert result.returncode == 1
-    assert "fail harness: the metric or a guard writes bench.log into the harness" in result.stdout
-
-
-def test_run_blockers(number_repo):
-    from ratchet.config import load_config
-    from ratchet.workspace.preflight import run_blockers
-
-    repo = number_repo(_config("auto"))
-    config = load_config(repo / "ratchet.toml")
-    assert run_blockers(config, repo) == []
-    typo = config.model_copy(update={"scope": config.scope.model_copy(update={"harness": ["bench.py", "test/**"]})})
-    (found,) = run_blockers(typo, repo)
-    assert found.what == "harness" and "['test/**'] matches no file committed at HEAD" in found.detail and "harness = []" in found.fix
-    nothing = config.model_copy(update={"scope": config.scope.model_copy(update={"harness": [], "mutable": ["nope/**"]})})
-    assert [f.what for f in run_blockers(nothing, repo)] == ["scope"]
-    (repo / "bench.py").write_text("print('edited')\n")  # uncommitted: doctor's concern, not a blocker
-    assert run_blockers(config, repo) == []

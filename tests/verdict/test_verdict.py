@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import NUMBER_CONFIG, run_cli, sh
+from conftest import NUMBER_CONFIG, Scripted, number, run_cli, sh
 from rich.console import Console
-from test_loop import Scripted, number
 
 from ratchet import Ledger, Loop, Proposal, ProposalContext, Verdict
 from ratchet.config import load_config

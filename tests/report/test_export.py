@@ -17,7 +17,7 @@ from ratchet.experiment import Experiment, GuardResult, Verdict
 from ratchet.ledger import Ledger, RunInfo
 
 # The code cells of autoresearch's analysis.ipynb, verbatim (see the file's header).
-NOTEBOOK = Path(__file__).parent / "data" / "autoresearch_analysis.py"
+NOTEBOOK = Path(__file__).parents[1] / "data" / "autoresearch_analysis.py"
 STARTED = 1_767_225_600.123  # 2026-01-01T00:00:00.123Z
 
 

@@ -6,10 +6,9 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from conftest import sh, snapshot
+from conftest import Scripted, number, sh, snapshot
 from rich.console import Console
 
 from ratchet import (
@@ -17,36 +16,11 @@ from ratchet import (
     Loop,
     Proposal,
     ProposalContext,
-    Proposer,
-    ProposerError,
     RunError,
     Verdict,
 )
 from ratchet.config import load_config
 from ratchet.report.terminal import Display
-
-
-class Scripted(Proposer):
-    """Hands out the given proposals in order (callables get the context)."""
-
-    kind = "scripted"
-
-    def __init__(self, proposals: list[Proposal | Callable[[ProposalContext], Proposal]]) -> None:
-        self.proposals = list(proposals)
-        self.outcomes: list = []
-
-    def propose(self, context: ProposalContext) -> Proposal:
-        if not self.proposals:
-            raise ProposerError("out of ideas")
-        item = self.proposals.pop(0)
-        return item(context) if callable(item) else item
-
-    def observe(self, outcome) -> None:
-        self.outcomes.append(outcome)
-
-
-def number(value: float, why: str = "") -> Proposal:
-    return Proposal(hypothesis=why or f"set {value}", edits={"value.txt": f"{value}\n"})
 
 
 def run_loop(repo: Path, proposals: list, iterations: int | None = None) -> tuple[Ledger, list]:

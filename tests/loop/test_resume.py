@@ -98,8 +98,8 @@ def test_sigkill_at_random_moments_then_resume(number_repo):
 
 
 def _loop(repo: Path, proposals: list) -> "Loop":
+    from conftest import Scripted
     from rich.console import Console
-    from test_loop import Scripted
 
     from ratchet.config import load_config
     from ratchet.loop import Loop
