@@ -9,7 +9,6 @@ written, and no file outside the scope is ever touched.
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import tempfile
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Iterable
 
 from pydantic import BaseModel
-from rich.console import Console
 
 from ratchet.config import CONFIG_FILE, Config
+from ratchet.events import RunObserver
 from ratchet.experiment import Experiment, Verdict, guard_failures
 from ratchet.loop import Loop, RunError, run_lock
 from ratchet.proposers.base import Proposal
@@ -32,7 +31,7 @@ from ratchet.report.agent_view import (
     proposer_reason,
     rows,
 )
-from ratchet.report.terminal import Display, format_change, format_metric
+from ratchet.report.terminal import format_change, format_metric
 from ratchet.state import STATE_DIR
 from ratchet.workspace.git import (
     GIT_ENV,
@@ -291,7 +290,7 @@ class TryReport(BaseModel):
 class Referee:
     """Judges changes made outside the loop against one run's champion."""
 
-    def __init__(self, root: Path, config: Config, *, display: Display | None = None, config_path: Path | None = None) -> None:
+    def __init__(self, root: Path, config: Config, *, display: RunObserver | None = None, config_path: Path | None = None) -> None:
         self.root = root
         self.config = config
         self.display = display
@@ -345,7 +344,7 @@ class Referee:
             proposal = Proposal(hypothesis=hypothesis, patch=change.patch, again=again)
             follow = True
         try:
-            experiment = Loop(self.root, self.config, observer=_TryDisplay(self.display)).try_proposal(proposal)
+            experiment = Loop(self.root, self.config, observer=_TryObserver(self.display)).try_proposal(proposal)
         except (RunError, WorkspaceError, GitError) as exc:
             raise TryRefused(str(exc)) from None
         assert experiment.verdict is not None
@@ -413,13 +412,13 @@ class Referee:
         return exempt
 
 
-class _TryDisplay(Display):
-    """The loop's messages, less the one that is wrong for a try: when the first try starts the
-    run, the working tree's uncommitted scope changes are not left out, they are the proposal."""
+class _TryObserver(RunObserver):
+    """The loop's announcements for whoever watches a try, less the one that is wrong for a try:
+    when the first try starts the run, the working tree's uncommitted scope changes are not left
+    out, they are the proposal."""
 
-    def __init__(self, inner: Display | None) -> None:
-        self.inner = inner or Display(Console(file=io.StringIO()))
-        super().__init__(self.inner.console)
+    def __init__(self, inner: RunObserver | None) -> None:
+        self.inner = inner or RunObserver()
 
     def warning(self, text: str) -> None:
         if "has uncommitted changes; the run starts from HEAD" not in text:
@@ -430,6 +429,12 @@ class _TryDisplay(Display):
 
     def alarm(self, text: str) -> None:
         self.inner.alarm(text)
+
+    def experiment_started(self, experiment: Experiment) -> None:
+        self.inner.experiment_started(experiment)
+
+    def sample(self, experiment: Experiment, role: str, value: float) -> None:
+        self.inner.sample(experiment, role, value)
 
     def experiment_done(self, experiment: Experiment) -> None:
         self.inner.experiment_done(experiment)
