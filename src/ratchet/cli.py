@@ -4,45 +4,34 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 import sys
-from importlib import resources
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.syntax import Syntax
-from rich.table import Table
-from rich.text import Text
 from typer.core import TyperCommand
 
 from ratchet._version import __version__
-from ratchet.budget import hms
 from ratchet.commands.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
-from ratchet.commands.review import Reviewer, ReviewError, diff_of
-from ratchet.commands.scaffold import (
-    ScaffoldError,
-    recipes,
-    write_recipe,
-    write_starter_files,
+from ratchet.commands.review import Reviewer, ReviewError, diff_of, pending_json
+from ratchet.commands.scaffold import ScaffoldError, init_project, recipes
+from ratchet.commands.show import (
+    experiment_data,
+    export_tsv,
+    report_path,
+    status_data,
+    write_run_report,
 )
-from ratchet.commands.show import experiment_data, status_data
 from ratchet.config import Config, ConfigError, parse_effect
-from ratchet.experiment import Experiment, Verdict
-from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
+from ratchet.experiment import Verdict
+from ratchet.ledger import Ledger, RunInfo
 from ratchet.loop import Loop, RunError
 from ratchet.project import Project, ProjectError
-from ratchet.report.terminal import (
-    VERDICT_STYLE,
-    format_change,
-    format_metric,
-    make_display,
-)
-from ratchet.workspace.git import GitError, WorkspaceError, git
-
-if TYPE_CHECKING:
-    from ratchet.commands.analysis import Calibration
+from ratchet.report import text
+from ratchet.report.terminal import make_display
+from ratchet.workspace.git import GitError, WorkspaceError
 
 app = typer.Typer(
     name="ratchet",
@@ -99,18 +88,23 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _project(config: Path | None = None) -> Project:
+@contextmanager
+def _one_line(*errors: type[Exception], code: int = 1) -> Iterator[None]:
+    """What a command expects to go wrong, as one line on stderr and exit ``code``: no traceback."""
     try:
+        yield
+    except errors as exc:
+        raise _fail(str(exc), code) from None
+
+
+def _project(config: Path | None = None) -> Project:
+    with _one_line(WorkspaceError):
         return Project.find(Path.cwd(), config)
-    except WorkspaceError as exc:
-        raise _fail(str(exc)) from None
 
 
 def _config(project: Project, code: int = 2) -> Config:
-    try:
+    with _one_line(ConfigError, code=code):
         return project.config()
-    except ConfigError as exc:
-        raise _fail(str(exc), code) from None
 
 
 # ---------------------------------------------------------------- init / run / demo
@@ -125,38 +119,14 @@ def init(
 ) -> None:
     """Write a commented ratchet.toml and a program.md brief (or a recipe's files); keep .ratchet/ out of git."""
     if list_recipes:
-        for found in recipes():
-            out.print(f"{found.name:<14} {found.title}", markup=False, highlight=False)
-            out.print(f"{'':<14} metric: {found.metric}; proposer: {found.proposer}; one experiment: {found.experiment_time}", markup=False, highlight=False)
-        out.print("\nratchet init --recipe NAME writes its files here; ratchet demo --example NAME runs its complete example.", markup=False)
+        text.print_recipes(out, recipes())
         return
     project = _project()
-    if recipe is not None:
-        try:
-            written = write_recipe(project.root, recipe, force=force)
-        except ScaffoldError as exc:
-            raise _fail(str(exc), 2) from None
-        for path in written:
-            out.print(f"wrote {path}", markup=False)
-        guide = resources.files("ratchet") / "examples" / recipe / "README.md"  # where pip put it
-        out.print(f"Read the comments in ratchet.toml (and {guide}), point them at your project, then: ratchet doctor && ratchet run", markup=False)
-        return
-    if agent is not None:
-        from ratchet.commands.agent_glue import write_agent_files
-
-        try:
-            for line in write_agent_files(project.root, agent, force=force):
-                out.print(line, markup=False)
-        except ScaffoldError as exc:
-            raise _fail(str(exc), 2) from None
-        return
-    try:
-        written = write_starter_files(project.root, force=force)
-    except ScaffoldError as exc:
-        raise _fail(str(exc)) from None
-    for path in written:
-        out.print(f"wrote {path}")
-    out.print("Edit the scope, the metric command and the proposer in ratchet.toml, then: ratchet run")
+    # The starter files' refusal exits 1, a recipe's or an agent's 2, as they always have.
+    with _one_line(ScaffoldError, code=1 if recipe is None and agent is None else 2):
+        lines = init_project(project.root, recipe=recipe, agent=agent, force=force)
+    for line in lines:
+        out.print(line, markup=False)
 
 
 @app.command()
@@ -202,10 +172,8 @@ def demo(
 ) -> None:
     """Copy a bundled example into a new git repository and run the loop there."""
     target = directory.resolve()
-    try:
+    with _one_line(DemoError, GitError, OSError):
         prepare_demo(target, example)
-    except (DemoError, GitError, OSError) as exc:
-        raise _fail(str(exc)) from None
     out.print(f"Demo repository: {target} (example {example!r}, branch main)")
     project = Project.find(target)
     code = _run_loop(project, iterations=iterations, name=None)
@@ -213,11 +181,7 @@ def demo(
         branch = f"ratchet/{project.config().run.name}"
     except ConfigError:  # a bundled example's config always loads; said by _run_loop otherwise
         branch = "ratchet/<run>"
-    out.print(
-        f"\nResults: the kept experiments are commits on {branch} in {target}.\n"
-        f"  cd {target}\n  ratchet log            # every experiment\n  ratchet show 1         # one experiment, with its diff\n"
-        f"  ratchet export         # results.tsv\n  git log --oneline {branch}"
-    )
+    text.print_demo_results(out, target, branch)
     if code:
         raise typer.Exit(code)
 
@@ -227,11 +191,9 @@ def demo(
 
 def _open(run_name: str | None) -> tuple[Project, Ledger, RunInfo]:
     project = _project()
-    try:
+    with _one_line(ProjectError):
         ledger = project.ledger()
         return project, ledger, project.pick_run(ledger, run_name)
-    except ProjectError as exc:
-        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -243,42 +205,7 @@ def status(run: RunOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         out.print_json(json.dumps(data))
         return
-    state = f"running (pid {data['pid']})" if data["active"] else "not running"
-    out.print(f"[bold]{data['run']}[/] on {data['branch']} — {state}")
-    if data.get("sandbox_warning"):
-        out.print(f"[yellow]warning:[/] {data['sandbox_warning']}", highlight=False)
-    change = format_change(data["baseline"], data["champion"])
-    out.print(
-        f"{data['metric']} ({data['direction']}): champion {format_metric(data['champion'])} "
-        f"(experiment {data['champion_experiment']}), baseline {format_metric(data['baseline'])}"
-        + (f", {change}" if change else "")
-    )
-    counts = ", ".join(f"{n} {v}" for v, n in sorted(data["counts"].items()))
-    out.print(f"experiments: {data['experiments']} measured, besides the baseline ({counts})")
-    budget = data["budget"]
-    iterations = f"{data['measured']}/{budget['iterations']}" if budget["iterations"] is not None else str(data["measured"])
-    wall = hms(data["wall_spent_s"]) + (f"/{hms(budget['wall_s'])}" if budget["wall_s"] else "")
-    spending = ""
-    if data["tokens"] or budget["tokens"] or budget["cost_usd"]:
-        tokens = f"{data['tokens']}" + (f"/{budget['tokens']}" if budget["tokens"] else "")
-        cost = f"${data['cost_usd']:.4f}" + (f"/${budget['cost_usd']:g}" if budget["cost_usd"] else "")
-        spending = f", {tokens} tokens, {cost}"
-    out.print(f"budget: {iterations} iterations, {wall} wall time{spending}")
-    if data["noise"] and not data["noise"]["deterministic"]:
-        noise = data["noise"]
-        relative = f" ({noise['relative']:.2%})" if noise.get("relative") is not None else ""
-        out.print(f"noise: one measurement sd {noise['sd_single']:.4g}{relative} (A/A, {noise['pairs']} pairs)")
-    if data["holdout_trend"]:
-        trend = " → ".join(f"{h['holdout']:.6g}{' (overfit)' if h['overfit'] else ''}" for h in data["holdout_trend"])
-        out.print(f"holdout (champions): {trend}")
-    if data["confirmation"]:
-        out.print(data["confirmation"]["summary"], markup=False)
-    if data["pending_reviews"]:
-        waiting = ", ".join(f"#{item['id']} ({item['why']})" for item in data["pending_reviews"])
-        out.print(f"waiting for review: {waiting} — ratchet review", markup=False)
-    if data["last"]:
-        last = data["last"]
-        out.print(f"last: #{last['id']} {last['verdict'] or 'running'} — {last['hypothesis']}", markup=False)
+    text.print_status(out, data)
 
 
 @app.command("log")
@@ -290,19 +217,7 @@ def log_(run: RunOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         out.print_json(json.dumps([e.to_json() for e in experiments]))
         return
-    baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
-    table = Table(title=f"{info.name}: {info.metric_name} ({info.direction})", title_justify="left")
-    for column, justify in (("id", "right"), ("verdict", "left"), (info.metric_name, "right"), ("vs baseline", "right"), ("commit", "left"), ("hypothesis", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for e in experiments:
-        verdict = e.verdict.value if e.verdict else "running"
-        style = VERDICT_STYLE.get(e.verdict, "") if e.verdict else ""
-        table.add_row(
-            str(e.id), f"[{style}]{verdict}[/]" if style else verdict, format_metric(e.metric),
-            format_change(baseline, e.metric) if e.verdict is not Verdict.BASELINE else "",
-            (e.commit or "")[:7], Text(" ".join(e.hypothesis.split())),  # Text: "[tuning …]" is not markup
-        )  # fmt: skip
-    out.print(table)
+    text.print_log(out, info, experiments)
 
 
 @app.command(cls=_Command)
@@ -317,30 +232,7 @@ def show(experiment_id: Annotated[int, typer.Argument(metavar="EXPERIMENT", help
     if as_json:
         out.print_json(json.dumps(data))
         return
-    _print_experiment(info, experiment, data["diff"])
-
-
-def _print_experiment(info: RunInfo, e: Experiment, diff: str) -> None:
-    verdict = e.verdict.value if e.verdict else "running"
-    out.print(f"[bold]experiment {e.id}[/] of {info.name}: [{VERDICT_STYLE.get(e.verdict, '') if e.verdict else ''}]{verdict}[/]")
-    out.print(f"hypothesis: {e.hypothesis or '-'}", markup=False)
-    if e.reason:
-        out.print(f"reason:     {e.reason}", markup=False)
-    out.print(f"{info.metric_name}: {format_metric(e.metric)}   parent {e.parent_commit[:7]}   commit {(e.commit or '-')[:7]}")
-    duration = f"{e.duration:.2f}s" if e.duration is not None else "-"
-    out.print(f"proposer: {e.proposer}   duration {duration}   hardware {e.hardware}   logs {e.log_dir}", markup=False)
-    for guard in e.guards:
-        mark = "pass" if guard.passed else "FAIL"
-        value = f" = {guard.value:g}" if guard.value is not None else ""
-        out.print(f"guard {guard.name}: {mark}{value} {guard.reason}", markup=False)
-        if not guard.passed and guard.output_tail.strip():  # why it failed, in its own words
-            out.print("\n".join("    " + line for line in guard.output_tail.rstrip().splitlines()), markup=False, highlight=False)
-    if diff.strip():
-        out.print("\n[bold]diff[/]")
-        out.print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
-    if e.output_tail.strip():
-        out.print("\n[bold]output tail[/]")
-        out.print(e.output_tail, markup=False)
+    text.print_experiment(out, info, experiment, data["diff"])
 
 
 class ExportFormat(str, enum.Enum):
@@ -375,19 +267,15 @@ def export(
     measurement. Running experiments are left out.
     """
     _, ledger, info = _open(run)
-    experiments = ledger.experiments(info.name)
-    ledger.close()
-    if format_ is ExportFormat.autoresearch:
-        text = autoresearch_tsv(experiments)
-        if info.direction == "maximize":
-            err.print(f"ratchet: note: this run maximizes {info.metric_name}; analysis.ipynb takes lower val_bpb as better", markup=False)
-    else:
-        text = results_tsv(experiments, info.metric_name)
+    with closing(ledger):
+        tsv, note = export_tsv(ledger, info, autoresearch=format_ is ExportFormat.autoresearch)
+    if note:
+        err.print(f"ratchet: note: {note}", markup=False)
     if str(output) == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(tsv)
         return
-    output.write_text(text)
-    out.print(f"wrote {output} ({text.count(chr(10)) - 1} experiments)")
+    output.write_text(tsv)
+    out.print(f"wrote {output} ({tsv.count(chr(10)) - 1} experiments)")
 
 
 # ---------------------------------------------------------------- report / dashboard
@@ -412,19 +300,12 @@ def report(
 ) -> None:
     """Write one self-contained HTML file (works offline): progress plot, kept changes with diffs, verdicts, budget, hardware."""
     from ratchet.report import MissingDependency
-    from ratchet.report.html import write_report
-    from ratchet.report.png import write_png
 
     y_scale = _y_scale(y_scale)
     project, ledger, info = _open(run_name)
-    target = output or Path(f"ratchet-{info.name.replace('/', '-')}.{'png' if png else 'html'}")
+    target = output or report_path(info, png=png)
     try:
-        if png:
-            from ratchet.report.data import run_view
-
-            write_png(run_view(project.root, ledger, info, diffs=False, y_scale=y_scale), target)
-        else:
-            write_report(project.root, ledger, info, target, y_scale=y_scale)
+        write_run_report(project, ledger, info, target, png=png, y_scale=y_scale)
     except MissingDependency as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
@@ -466,9 +347,8 @@ def calibrate(
     config: ConfigOption = None,
 ) -> None:
     """Measure the noise: the champion against itself; recommend min_effect and pairs (power planning)."""
-    from ratchet.commands.analysis import AnalysisError
+    from ratchet.commands.analysis import AnalysisError, calibration_target
     from ratchet.commands.analysis import calibrate as measure_noise
-    from ratchet.workspace.worktree import BRANCH_PREFIX
 
     project = _project(config)
     cfg = _config(project)
@@ -478,49 +358,12 @@ def calibrate(
             wanted = parse_effect(effect)
         except ValueError as exc:
             raise _fail(f"--effect: {exc}", 2) from None
-    name = run or cfg.run.name
-    branch = BRANCH_PREFIX + name
-    try:
-        commit = git(project.root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip()
-        head = git(project.root, "rev-parse", "HEAD").strip()
-        commit = commit or head
-        out.print(f"Measuring {commit[:7]} ({branch if commit != head else 'HEAD'}) against itself, {pairs} pairs…")
-        result = measure_noise(project.root, cfg, commit, head, pairs, power, wanted, progress=lambda m: err.print(m, markup=False))
-    except (AnalysisError, GitError, WorkspaceError) as exc:
-        raise _fail(str(exc)) from None
-    _print_calibration(result, cfg, pairs, power, effect)
-
-
-def _print_calibration(result: Calibration, cfg: Config, pairs: int, power: float, effect: str | None) -> None:
-    noise = result.noise
-    scale = "log-ratio" if noise.log_scale else cfg.metric.name
-    if noise.deterministic:
-        out.print(f"The metric is deterministic (all {2 * pairs} measurements gave {noise.mean:.6g}): one measurement decides; any min_effect works.")
-        return
-    if noise.log_scale:  # log-ratios read as percentages of the metric
-        out.print(
-            f"noise: one measurement sd {math.expm1(noise.sd_single):.2%} of the metric; "
-            f"one paired comparison sd {math.expm1(noise.sd_pair):.2%}"
-        )
-    else:
-        relative = f" ({noise.relative:.2%} of the metric)" if noise.relative is not None else ""
-        out.print(f"noise: one measurement sd {noise.sd_single:.4g} {scale}{relative}; one paired comparison sd {noise.sd_pair:.4g}")
-    v = cfg.verdict
-    # In the form [verdict] min_effect takes: a log-ratio is no setting anyone can write.
-    out.print(
-        f"recommended: min_effect = {result.min_effect_setting} (under [verdict]) — the smallest effect `sequential` "
-        f"with max_pairs = {v.max_pairs} keeps with probability {power:.0%} at alpha = {v.alpha}",
-        markup=False,
-    )
-    if result.effect is not None:
-        needed = result.pairs_for_effect
-        if needed is None:
-            shown = "more than 50 pairs (raise the effect or lower the noise)"
-        elif needed > v.max_pairs:
-            shown = f"{needed} pairs; this run stops at max_pairs = {v.max_pairs}: raise it to {needed} to resolve it"
-        else:
-            shown = f"{needed} pairs (within this run's max_pairs = {v.max_pairs})"
-        out.print(f"to detect {effect} with power {power:.0%}: {shown}", markup=False)
+    with _one_line(AnalysisError, GitError, WorkspaceError):
+        target = calibration_target(project.root, run or cfg.run.name)
+        out.print(f"Measuring {target.commit[:7]} ({target.label}) against itself, {pairs} pairs…")
+        result = measure_noise(project.root, cfg, target.commit, target.head, pairs, power, wanted, progress=lambda m: err.print(m, markup=False))
+    for line in result.lines(cfg, pairs, power, effect):
+        out.print(line, markup=False)
 
 
 review_app = typer.Typer(
@@ -546,19 +389,9 @@ def review(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
     reviewer = _reviewer(config)
     queue = reviewer.queue()
     if as_json:
-        items = [{**item.experiment.to_json(), "branch": item.branch, "review_commit": item.commit, "why": item.why, "diff": diff_of(reviewer.root, item)} for item in queue]
-        out.print(json.dumps(items, indent=1), markup=False)
+        out.print(json.dumps([pending_json(reviewer.root, item) for item in queue], indent=1), markup=False)
         return
-    if not queue:
-        out.print(f"Nothing waits for review in run {reviewer.run!r}.", markup=False)
-        return
-    for item in queue:
-        e = item.experiment
-        out.print(f"#{e.id}  {format_metric(e.metric)}  {' '.join(e.hypothesis.split())}", markup=False)
-        out.print(f"     waits because {item.why}; held on {item.branch}", markup=False)
-        out.print(f"     verdict then: {e.reason}", markup=False)
-        out.print(Syntax(diff_of(reviewer.root, item), "diff", theme="ansi_dark", background_color="default"))
-    out.print("ratchet review approve ID (re-measured against the champion of now) | ratchet review reject ID -m WHY", markup=False)
+    text.print_review_queue(out, reviewer.run, queue, lambda item: diff_of(reviewer.root, item))
 
 
 @review_app.command("approve", cls=_Command)
@@ -568,10 +401,8 @@ def review_approve(experiment_id: ReviewId, config: ConfigOption = None) -> None
     Exit 0 kept; 1 not kept (no longer better, or stale: it does not apply to the champion any
     more); 3 nothing was done (not waiting, a run holds the lock).
     """
-    try:
+    with _one_line(ReviewError, code=3):
         result = _reviewer(config).approve(experiment_id)
-    except ReviewError as exc:
-        raise _fail(str(exc), 3) from None
     out.print(f"#{result.id} {result.verdict}: {result.reason}", markup=False)
     if result.verdict is not Verdict.KEEP:
         raise typer.Exit(1)
@@ -584,42 +415,28 @@ def review_reject(
     config: ConfigOption = None,
 ) -> None:
     """Reject a held change: it never joins the run branch; the ledger keeps why."""
-    try:
+    with _one_line(ReviewError, code=3):
         _reviewer(config).reject(experiment_id, message)
-    except ReviewError as exc:
-        raise _fail(str(exc), 3) from None
     out.print(f"#{experiment_id} rejected" + (f": {message}" if message else ""), markup=False)
 
 
 @app.command()
 def ablate(run: RunOption = None, config: ConfigOption = None) -> None:
     """Leave-one-out: re-measure the champion with each kept commit reverted; name keeps that add nothing."""
-    from ratchet.commands.analysis import AnalysisError
-    from ratchet.commands.analysis import ablate as leave_one_out
+    from ratchet.commands.analysis import (
+        AnalysisError,
+        ablate_and_record,
+        plan_ablation,
+    )
 
     project, ledger, info = _open(run)
     cfg = _config(project)
-    kept = [e for e in ledger.experiments(info.name) if e.verdict is Verdict.KEEP and e.commit]
-    if not kept:
-        raise _fail(f"run {info.name!r} has no kept experiment to ablate")
-    champion = git(project.root, "rev-parse", info.branch).strip()
-    out.print(f"Ablating {len(kept)} kept experiment{'s' if len(kept) > 1 else ''} of {info.name} (champion {champion[:7]})…")
-    try:
-        results = leave_one_out(project.root, cfg, info.name, info.base_commit, champion, kept, progress=lambda m: err.print(m, markup=False))
-    except (AnalysisError, GitError, WorkspaceError) as exc:
-        raise _fail(str(exc)) from None
-    ledger.add_event(info.name, "ablation", {"champion": champion, "results": [r.__dict__ for r in results]})
-    ledger.close()
-    table = Table(title=f"{info.name}: leave-one-out", title_justify="left")
-    for column in ("id", "commit", "contributes", "hypothesis", "detail"):
-        table.add_column(column)
-    for r in results:
-        mark = "[green]yes[/]" if r.contributes else ("[red]NO[/]" if r.contributes is False else "?")
-        table.add_row(str(r.experiment), r.commit[:7], mark, Text(r.hypothesis), Text(r.detail))
-    out.print(table)
-    idle = [r for r in results if r.contributes is False]
-    if idle:
-        out.print("Kept but not contributing: " + ", ".join(f"#{r.experiment} ({r.commit[:7]})" for r in idle))
+    with _one_line(AnalysisError, GitError, WorkspaceError), closing(ledger):
+        plan = plan_ablation(project.root, ledger, info)
+        kept = len(plan.kept)
+        out.print(f"Ablating {kept} kept experiment{'s' if kept > 1 else ''} of {info.name} (champion {plan.champion[:7]})…")
+        results = ablate_and_record(project.root, cfg, ledger, plan, progress=lambda m: err.print(m, markup=False))
+    text.print_ablation(out, info.name, results)
 
 
 @app.command()
@@ -634,24 +451,11 @@ def doctor(config: ConfigOption = None) -> None:
 
     project = _project(config)
     out.print(f"ratchet doctor: {project.root}")
-    style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
-
-    def show(finding: Any) -> None:
-        _print_check(f"[{style[finding.status]}]{finding.status:<4}[/]", 4, finding.what, finding.detail, finding.fix)
-
-    findings = diagnose(project.root, project.config_path, report=show)
+    findings = diagnose(project.root, project.config_path, report=lambda finding: text.print_finding(out, finding))
     failed = [f for f in findings if f.status == "fail"]
     if failed:
         raise _fail(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed")
     out.print("All checks passed." if not any(f.status == "warn" for f in findings) else "No failure; see the warnings above.")
-
-
-def _print_check(mark: str, width: int, what: str, detail: str, fix: str) -> None:
-    """One finding of doctor or probe: its (markup) mark, what was checked, what was found, the fix."""
-    out.print(f"  {mark} {what}: ", end="")
-    out.print(detail, markup=False)
-    if fix:
-        out.print(f"{'':<{width + 3}}fix: {fix}", markup=False)
 
 
 @app.command()
@@ -667,28 +471,16 @@ def probe(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
     project = _project(config)
     cfg = _config(project, EXIT_CANNOT_PROBE)
-    mark = {"caught": "[green]caught    [/]", "not caught": "[bold red]NOT CAUGHT[/]", "skipped": "[dim]skipped   [/]"}
-
-    def show(result: Any) -> None:
-        _print_check(mark[result.status], 10, result.attack, result.detail, result.fix)
-
-    def begin(report: Any) -> None:
-        fake = f"; attacks claim {report.fake_value:.6g}" if report.fake_value is not None else ""
-        out.print(f"ratchet probe: {project.root}", markup=False)
-        out.print(f"  champion: {report.where}, {report.metric} {report.champion_value:.6g}{fake}", markup=False)
-        for note in report.notes:
-            out.print(f"  note: {note}", markup=False)
-
-    try:
-        quiet = lambda _: None  # noqa: E731
-        report = red_team(project.root, cfg, report=quiet if as_json else show, begin=quiet if as_json else begin)
-    except (ProbeError, GitError, WorkspaceError) as exc:
-        raise _fail(str(exc), EXIT_CANNOT_PROBE) from None
+    with _one_line(ProbeError, GitError, WorkspaceError, code=EXIT_CANNOT_PROBE):
+        if as_json:
+            report = red_team(project.root, cfg)
+        else:
+            show = lambda result: text.print_attack(out, result)  # noqa: E731
+            report = red_team(project.root, cfg, report=show, begin=lambda start: text.print_probe_start(out, project.root, start))
     if as_json:
         out.print_json(json.dumps(report.to_json()))
     else:
-        out.print("[bold red]Summary:[/] " if report.exit_code else "[green]Summary:[/] ", end="")
-        out.print(f"{report.summary()} (logs: {report.log_dir})", markup=False)
+        text.print_probe_summary(out, report)
     raise typer.Exit(report.exit_code)
 
 
@@ -713,13 +505,13 @@ def try_(
     from ratchet.report.terminal import Display
 
     try:
-        text = None if patch is None else sys.stdin.read() if str(patch) == "-" else patch.read_text(errors="surrogateescape")
+        patch_text = None if patch is None else sys.stdin.read() if str(patch) == "-" else patch.read_text(errors="surrogateescape")
     except OSError as exc:
         raise _fail(f"--patch: cannot read {patch}: {exc.strerror or exc}", EXIT_NOT_TRIED) from None
     try:
         project = Project.find(Path.cwd(), config)
         cfg = project.config()
-        report = Referee(project.root, cfg, display=Display(err), config_path=project.config_path).try_change(message, text, again=again)
+        report = Referee(project.root, cfg, display=Display(err), config_path=project.config_path).try_change(message, patch_text, again=again)
     except (WorkspaceError, ConfigError) as exc:
         raise _fail(str(exc), EXIT_NOT_TRIED) from None
     except TryRefused as exc:
@@ -738,10 +530,8 @@ def mcp_(config: ConfigOption = None) -> None:
     from ratchet.mcp_server import MissingMCP, serve
 
     project = _project(config)
-    try:
+    with _one_line(MissingMCP):
         serve(project.root, project.config_path)
-    except MissingMCP as exc:
-        raise _fail(str(exc)) from None
 
 
 def main() -> None:

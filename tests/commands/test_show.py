@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from conftest import NUMBER_CONFIG, run_cli
+from conftest import NUMBER_CONFIG, run_cli, sh
 
 from ratchet.commands.show import experiment_data, status_data
 from ratchet.experiment import Verdict
@@ -39,3 +39,25 @@ def test_status_and_show_data_are_what_the_cli_prints(number_repo: Callable[...,
     # A discarded candidate was never committed: its diff is the one saved beside its logs.
     discarded = next(e for e in experiments if e.verdict is Verdict.DISCARD)
     assert discarded.commit is None and "+50" in experiment_data(project, discarded)["diff"]
+
+
+def test_an_experiment_in_flight_shows_as_running(number_repo: Callable[..., Path]) -> None:
+    import time
+
+    from ratchet.experiment import Experiment
+    from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
+    from ratchet.state import STATE_DIR
+
+    repo = number_repo()
+    head = sh(repo, "git", "rev-parse", "HEAD").strip()
+    (repo / STATE_DIR).mkdir()
+    ledger = Ledger(repo / STATE_DIR / LEDGER_FILE)
+    ledger.create_run(RunInfo("t", time.time(), head, "ratchet/t", "number", "minimize", {}))
+    ledger.begin(Experiment("t", 0, head, "baseline", time.time(), state="done", verdict=Verdict.BASELINE, metric=10.0, commit=head))
+    ledger.begin(Experiment("t", 1, head, "command", time.time(), hypothesis="halve [it]"))  # no verdict yet
+    ledger.close()
+    shown = run_cli(repo, "show", "1")
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert "experiment 1 of t: running" in shown.stdout and "hypothesis: halve [it]" in shown.stdout
+    log = run_cli(repo, "log")
+    assert log.returncode == 0 and "running" in log.stdout and "halve [it]" in log.stdout

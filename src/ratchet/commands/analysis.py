@@ -20,11 +20,12 @@ from ratchet.executors.sampler import (
     harness_paths,
 )
 from ratchet.experiment import Experiment, Verdict
+from ratchet.ledger import Ledger, RunInfo
 from ratchet.state import STATE_DIR
 from ratchet.verdict import stats
 from ratchet.verdict.effect import log_scale_for, recommended_min_effect, setting_on_scale, threshold_on_scale
 from ratchet.verdict.policies import SequentialPairs
-from ratchet.workspace.git import GitError, git
+from ratchet.workspace.git import BRANCH_PREFIX, GitError, git, run_champion
 from ratchet.workspace.scope import Globs
 from ratchet.workspace.worktree import reference_checkout
 
@@ -61,6 +62,50 @@ class Calibration:
         the metric's units. Rounded up to two significant digits: the noise is only estimated."""
         setting = setting_on_scale(self.recommended_min_effect, self.noise.log_scale)
         return f'"{_round_up(setting.value)}%"' if setting.relative else _round_up(setting.value)
+
+
+    def lines(self, config: Config, pairs: int, power: float, effect: str | None) -> list[str]:
+        """The human report of ``ratchet calibrate``: the noise, the recommended min_effect and,
+        for an ``effect`` asked (as the user wrote it), the pairs it needs."""
+        noise = self.noise
+        if noise.deterministic:
+            return [f"The metric is deterministic (all {2 * pairs} measurements gave {noise.mean:.6g}): one measurement decides; any min_effect works."]
+        if noise.log_scale:  # log-ratios read as percentages of the metric
+            out = [f"noise: one measurement sd {math.expm1(noise.sd_single):.2%} of the metric; one paired comparison sd {math.expm1(noise.sd_pair):.2%}"]
+        else:
+            relative = f" ({noise.relative:.2%} of the metric)" if noise.relative is not None else ""
+            out = [f"noise: one measurement sd {noise.sd_single:.4g} {config.metric.name}{relative}; one paired comparison sd {noise.sd_pair:.4g}"]
+        v = config.verdict
+        # In the form [verdict] min_effect takes: a log-ratio is no setting anyone can write.
+        out.append(
+            f"recommended: min_effect = {self.min_effect_setting} (under [verdict]) — the smallest effect `sequential` "
+            f"with max_pairs = {v.max_pairs} keeps with probability {power:.0%} at alpha = {v.alpha}"
+        )
+        if self.effect is not None:
+            needed = self.pairs_for_effect
+            if needed is None:
+                shown = "more than 50 pairs (raise the effect or lower the noise)"
+            elif needed > v.max_pairs:
+                shown = f"{needed} pairs; this run stops at max_pairs = {v.max_pairs}: raise it to {needed} to resolve it"
+            else:
+                shown = f"{needed} pairs (within this run's max_pairs = {v.max_pairs})"
+            out.append(f"to detect {effect} with power {power:.0%}: {shown}")
+        return out
+
+
+@dataclass(frozen=True)
+class CalibrationTarget:
+    """What ``ratchet calibrate`` measures against itself: the run's champion, else HEAD."""
+
+    commit: str
+    head: str  # the user's HEAD: the base the harness is taken from
+    label: str  # the run branch, or "HEAD" when the champion is HEAD
+
+
+def calibration_target(repo_root: Path, run: str) -> CalibrationTarget:
+    champion = run_champion(repo_root, run)
+    head = git(repo_root, "rev-parse", "HEAD").strip()
+    return CalibrationTarget(champion.commit, head, BRANCH_PREFIX + run if champion.commit != head else "HEAD")
 
 
 def _round_up(value: float, digits: int = 2) -> str:
@@ -109,6 +154,32 @@ class Ablation:
     hypothesis: str
     contributes: bool | None  # None: could not be reverted alone
     detail: str
+
+
+@dataclass(frozen=True)
+class AblationPlan:
+    """What ``ratchet ablate`` re-measures: the run branch's tip, once without each kept commit."""
+
+    run: str
+    base_commit: str
+    champion: str
+    kept: list[Experiment]
+
+
+def plan_ablation(repo_root: Path, ledger: Ledger, info: RunInfo) -> AblationPlan:
+    kept = [e for e in ledger.experiments(info.name) if e.verdict is Verdict.KEEP and e.commit]
+    if not kept:
+        raise AnalysisError(f"run {info.name!r} has no kept experiment to ablate")
+    return AblationPlan(info.name, info.base_commit, git(repo_root, "rev-parse", info.branch).strip(), kept)
+
+
+def ablate_and_record(
+    repo_root: Path, config: Config, ledger: Ledger, plan: AblationPlan, progress: Callable[[str], None] = lambda _: None
+) -> list[Ablation]:
+    """Leave-one-out on the plan; the results go into the ledger as an "ablation" event."""
+    results = ablate(repo_root, config, plan.run, plan.base_commit, plan.champion, plan.kept, progress=progress)
+    ledger.add_event(plan.run, "ablation", {"champion": plan.champion, "results": [r.__dict__ for r in results]})
+    return results
 
 
 def ablate(

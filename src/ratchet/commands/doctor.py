@@ -34,7 +34,13 @@ from ratchet.measure.runner import CommandResult
 from ratchet.measure.sandbox import INSTALL_HINT, SandboxError, probe
 from ratchet.state import STATE_DIR
 from ratchet.verdict import evaluate_guard
-from ratchet.workspace.git import GitError, exclude_state_dir, git, parse_porcelain
+from ratchet.workspace.git import (
+    GitError,
+    exclude_state_dir,
+    git,
+    parse_porcelain,
+    run_champion,
+)
 from ratchet.workspace.preflight import (
     NO_COMMIT,
     Finding,
@@ -44,7 +50,7 @@ from ratchet.workspace.preflight import (
     scope_and_harness,
 )
 from ratchet.workspace.scope import Globs
-from ratchet.workspace.worktree import BRANCH_PREFIX, reference_checkout
+from ratchet.workspace.worktree import reference_checkout
 
 MIN_GIT = (2, 26)  # trailers with valueonly and separator, status --ignored=matching
 
@@ -142,11 +148,8 @@ _SANDBOX_FIX = (
 def _measurements(root: Path, config: Config, add: Callable[[Finding], None]) -> None:
     """Measure the champion twice and run each guard once, in a checkout of its own, the way a
     run would; then check that none of it wrote into the harness."""
-    branch = BRANCH_PREFIX + config.run.name
-    champion = git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip()
-    where = f"the champion of run {config.run.name!r}" if champion else "HEAD"
-    champion = champion or git(root, "rev-parse", "HEAD").strip()
-    where = f"{where} ({champion[:7]})"
+    found = run_champion(root, config.run.name)
+    champion, where = found.commit, f"{found.where} ({found.commit[:7]})"
     folder = root / STATE_DIR / "worktrees" / "doctor"
     log_dir = root / STATE_DIR / "doctor"
     try:

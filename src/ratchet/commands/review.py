@@ -11,6 +11,7 @@ applies is ``stale``) or rejects.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ratchet.config import Config
 from ratchet.experiment import Experiment, Pending
@@ -32,6 +33,11 @@ def diff_of(root: Path, item: Pending) -> str:
         return git(root, "diff", "--binary", "--full-index", "--no-renames", item.experiment.parent_commit, item.commit)
     except GitError:
         return ""
+
+
+def pending_json(root: Path, item: Pending) -> dict[str, Any]:
+    """A held experiment as ``ratchet review --json`` lists it: where it is held, why, its diff."""
+    return {**item.experiment.to_json(), "branch": item.branch, "review_commit": item.commit, "why": item.why, "diff": diff_of(root, item)}
 
 
 class Reviewer:
@@ -94,4 +100,4 @@ class Reviewer:
         git(self.root, "branch", "-D", item.branch, check=False)
 
 
-__all__ = ["Pending", "ReviewError", "Reviewer", "diff_of", "pending"]
+__all__ = ["Pending", "ReviewError", "Reviewer", "diff_of", "pending", "pending_json"]

@@ -6,6 +6,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from ratchet.config import CONFIG_FILE
@@ -81,6 +82,11 @@ def _read_recipe(name: str, text: str) -> Recipe:
         raise ScaffoldError(f"examples/{name}/{RECIPE_FILE} is incomplete: {exc}") from None
 
 
+def recipe_guide(name: str) -> Traversable:
+    """The recipe's README: how to point its files at a project of your own (where pip put it)."""
+    return resources.files("ratchet") / "examples" / name / "README.md"
+
+
 def write_recipe(root: Path, name: str, *, force: bool = False) -> list[Path]:
     """Copy recipe ``name``'s starting files into ``root`` (never overwriting unless ``force``)."""
     known = {recipe.name: recipe for recipe in recipes()}
@@ -104,3 +110,19 @@ def write_recipe(root: Path, name: str, *, force: bool = False) -> list[Path]:
         path.write_bytes(data)
     exclude_state_dir(root)
     return [path for path, _ in files]
+
+
+def init_project(root: Path, *, recipe: str | None = None, agent: str | None = None, force: bool = False) -> list[str]:
+    """``ratchet init``: a recipe's files, or a coding agent's glue, or the starter ratchet.toml and
+    program.md; return what to tell the user, one line each. Raises :class:`ScaffoldError`."""
+    if recipe is not None:
+        written = write_recipe(root, recipe, force=force)
+        then = f"Read the comments in ratchet.toml (and {recipe_guide(recipe)}), point them at your project, then: ratchet doctor && ratchet run"
+        return [f"wrote {path}" for path in written] + [then]
+    if agent is not None:
+        # Imported here: agent_glue builds on this module.
+        from ratchet.commands.agent_glue import write_agent_files
+
+        return write_agent_files(root, agent, force=force)
+    written = write_starter_files(root, force=force)
+    return [f"wrote {path}" for path in written] + ["Edit the scope, the metric command and the proposer in ratchet.toml, then: ratchet run"]

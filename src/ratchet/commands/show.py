@@ -1,12 +1,14 @@
-"""``ratchet status`` and ``show``: what the ledger says of a run, as data the faces print."""
+"""``ratchet status``, ``show``, ``export`` and ``report``: what the ledger says of a run, as data the
+faces print or files they write."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ratchet.config import ConfigError
 from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
-from ratchet.ledger import Ledger, RunInfo
+from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
 from ratchet.measure.containment import sandbox_warning
 from ratchet.project import Project
 from ratchet.state import STATE_DIR, run_lock_holder
@@ -79,3 +81,35 @@ def experiment_data(project: Project, experiment: Experiment) -> dict[str, Any]:
     """One experiment with what it changed and the tail of its output (``show --json``)."""
     diff = experiment_diff(project.root, experiment.commit, experiment.log_dir)
     return {**experiment.to_json(), "diff": diff, "output_tail": experiment.output_tail}
+
+
+def export_tsv(ledger: Ledger, info: RunInfo, *, autoresearch: bool) -> tuple[str, str | None]:
+    """``ratchet export``: the run as TSV, ratchet's lossless columns or autoresearch's five; and a
+    note for the user when autoresearch's analysis would read the run the wrong way up."""
+    experiments = ledger.experiments(info.name)
+    if not autoresearch:
+        return results_tsv(experiments, info.metric_name), None
+    note = None
+    if info.direction == "maximize":
+        note = f"this run maximizes {info.metric_name}; analysis.ipynb takes lower val_bpb as better"
+    return autoresearch_tsv(experiments), note
+
+
+def report_path(info: RunInfo, *, png: bool) -> Path:
+    """Where ``ratchet report`` writes without ``--output``: ratchet-<run>.html (or .png) here."""
+    return Path(f"ratchet-{info.name.replace('/', '-')}.{'png' if png else 'html'}")
+
+
+def write_run_report(project: Project, ledger: Ledger, info: RunInfo, target: Path, *, png: bool, y_scale: str) -> None:
+    """The run's self-contained HTML report, or its progress plot alone as a PNG (needs matplotlib:
+    :class:`ratchet.report.MissingDependency` otherwise)."""
+    # Loaded only here: status and show do without jinja2 and matplotlib.
+    from ratchet.report.html import write_report
+    from ratchet.report.png import write_png
+
+    if png:
+        from ratchet.report.data import run_view
+
+        write_png(run_view(project.root, ledger, info, diffs=False, y_scale=y_scale), target)
+    else:
+        write_report(project.root, ledger, info, target, y_scale=y_scale)

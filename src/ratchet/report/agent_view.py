@@ -21,8 +21,7 @@ from ratchet.report.data import ExperimentRow, RunView, champion_before, experim
 from ratchet.report.terminal import format_metric
 from ratchet.state import STATE_DIR
 from ratchet.verdict import redact_for_proposer
-from ratchet.workspace.git import GitError, experiment_diff, git
-from ratchet.workspace.worktree import BRANCH_PREFIX
+from ratchet.workspace.git import BRANCH_PREFIX, experiment_diff, run_champion
 
 HYPOTHESIS_CHARS = 160
 
@@ -203,11 +202,7 @@ class AgentView:
 
     def champion_commit(self) -> str:
         """The tip of the run branch; before the run exists, HEAD (where the run will start)."""
-        tip = git(self.root, "rev-parse", "--verify", "--quiet", f"refs/heads/{self.branch}", check=False).strip()
-        tip = tip or git(self.root, "rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
-        if not tip:
-            raise GitError(f"{self.root} has no commit yet; commit your project first")
-        return tip
+        return run_champion(self.root, self.run).commit
 
     def status(self) -> RunStatus:
         return agent_status(self.read())

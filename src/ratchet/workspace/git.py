@@ -1,6 +1,6 @@
 """The one way ratchet runs git: its CLI through subprocess, with flags that keep hooks, signing
 prompts and background gc out of every call; and what is read back from it (porcelain status, the
-diff of an experiment)."""
+diff of an experiment, a run's champion)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Mapping
 
 from ratchet.state import STATE_DIR
+
+BRANCH_PREFIX = "ratchet/"  # a run's branch is ratchet/<run>
 
 # Every git call: no hooks (a candidate must not get code run by ratchet's own commits), no
 # signing prompts, no background gc pauses between experiments.
@@ -122,3 +124,36 @@ def experiment_diff(root: Path, commit: str | None, log_dir: str) -> str:
         if log_dir and path.is_file():
             return path.read_text(errors="replace")
     return ""
+
+
+@dataclass(frozen=True)
+class RunChampion:
+    """The commit a run's next experiment builds on: the tip of ``ratchet/<run>``; before the run
+    exists, the user's HEAD (where the run will start)."""
+
+    commit: str
+    run: str
+    on_branch: bool  # False: the run has no branch yet and ``commit`` is HEAD
+
+    @property
+    def branch(self) -> str:
+        return BRANCH_PREFIX + self.run
+
+    @property
+    def where(self) -> str:
+        """Which commit it is, in words for a report."""
+        return f"the champion of run {self.run!r}" if self.on_branch else "HEAD"
+
+
+def branch_tip(repo_root: Path, run: str) -> str:
+    """The tip of ``ratchet/<run>``; "" when the run has no branch (yet)."""
+    return git(repo_root, "rev-parse", "--verify", "--quiet", f"refs/heads/{BRANCH_PREFIX}{run}", check=False).strip()
+
+
+def run_champion(repo_root: Path, run: str) -> RunChampion:
+    """The one rule for a run's champion outside the loop (doctor, probe, calibrate, try, MCP)."""
+    tip = branch_tip(repo_root, run)
+    commit = tip or git(repo_root, "rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
+    if not commit:
+        raise GitError(f"{repo_root} has no commit yet; commit your project first")
+    return RunChampion(commit, run, on_branch=bool(tip))

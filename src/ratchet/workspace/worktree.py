@@ -16,10 +16,14 @@ from typing import TYPE_CHECKING, Mapping
 
 from ratchet.state import STATE_DIR
 from ratchet.workspace.git import (
+    BRANCH_PREFIX as BRANCH_PREFIX,  # defined beside run_champion; importable here as before
+)
+from ratchet.workspace.git import (
     GIT_ENV,
     Change,
     GitError,
     WorkspaceError,
+    branch_tip,
     git,
     parse_porcelain,
 )
@@ -29,7 +33,6 @@ from ratchet.workspace.scope import Globs
 if TYPE_CHECKING:  # a proposal is only read here: the proposers sit above the workspace
     from ratchet.proposers.base import Proposal
 
-BRANCH_PREFIX = "ratchet/"
 EXPERIMENT_TRAILER = "Ratchet-Experiment"
 
 _FALLBACK_IDENTITY = {
@@ -129,7 +132,7 @@ class Workspace:
     # ------------------------------------------------------------ set-up
 
     def branch_exists(self) -> bool:
-        return bool(git(self.repo_root, "rev-parse", "--verify", "--quiet", f"refs/heads/{self.branch}", check=False).strip())
+        return bool(branch_tip(self.repo_root, self.run))
 
     def user_head(self) -> str:
         try:
@@ -151,7 +154,7 @@ class Workspace:
             git(self.repo_root, "worktree", "remove", "--force", "--force", str(self.worktree), check=False)
             shutil.rmtree(self.worktree, ignore_errors=True)
         git(self.repo_root, "worktree", "prune", check=False)
-        tip = git(self.repo_root, "rev-parse", "--verify", "--quiet", f"refs/heads/{self.branch}", check=False).strip()
+        tip = branch_tip(self.repo_root, self.run)
         if tip and tip == base_commit:
             git(self.repo_root, "branch", "-D", self.branch)
 

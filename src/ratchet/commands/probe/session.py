@@ -19,9 +19,9 @@ from ratchet.config import Config
 from ratchet.measure.containment import Containment
 from ratchet.measure.sandbox import SandboxError
 from ratchet.state import STATE_DIR
-from ratchet.workspace.git import GitError, exclude_state_dir, git
+from ratchet.workspace.git import GitError, exclude_state_dir, git, run_champion
 from ratchet.workspace.preflight import run_blockers
-from ratchet.workspace.worktree import BRANCH_PREFIX, reference_checkout
+from ratchet.workspace.worktree import reference_checkout
 
 # Each attack of ATTACKS (in its order) and the step that tries it.
 STEPS: dict[str, Callable[[Prober], AttackResult]] = {
@@ -51,10 +51,8 @@ def red_team(
         containment = Containment.for_measurements(config, root)
     except SandboxError as exc:
         raise ProbeError(str(exc)) from None
-    branch = BRANCH_PREFIX + config.run.name
-    champion = git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip()
-    where = f"the champion of run {config.run.name!r}" if champion else "HEAD"
-    champion = champion or git(root, "rev-parse", "HEAD").strip()
+    found = run_champion(root, config.run.name)
+    champion, where = found.commit, found.where
     exclude_state_dir(root)
     state = root / STATE_DIR / "probe" / config.run.name
     _remove_tree(state)
