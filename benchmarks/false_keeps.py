@@ -9,6 +9,11 @@ candidates (true effect 0) sit exactly on the boundary of the test: the least fa
 Every proposal moves `effect` by a fixed delta from the champion's (plus a nonce so that each
 proposal is a change); the loop measures it with the policy under test, real git and real
 processes. Run:  python benchmarks/false_keeps.py [--null 200] [--per-effect 100]
+
+The run-level table (--run-level): whole runs of a mixed proposer, most of whose candidates change
+nothing: 70% null, 15% harmful at -1 sigma, 15% real at +1 or +2 sigma (half each); per policy
+the share of keeps that are not real improvements (FDP), the share of real candidates kept
+(power), the true gain per 100 candidates (in sigma) and measurements per candidate.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -42,7 +48,20 @@ MODES = {
     "sequential": 'mode = "sequential"\nalpha = 0.05\nmax_pairs = 10',
     "single": 'mode = "single"',
     "repeat n=5": 'mode = "repeat"\nrepeats = 5',
+    "auto": "error_control = \"candidate\"",  # the new default's test, per candidate at alpha 0.05
 }
+
+# The run-level table's policies: the [verdict] lines of each (min_effect, calibration, confirmation: see run_config).
+RUN_POLICIES = {
+    # The original loop's rule: one measurement, kept when better than the champion's stored score.
+    "keep-if-better": ('mode = "single"', "0", 0),
+    # Today's single as `ratchet init` wrote it: min_effect 1% (about 1 sigma here).
+    "single 1%": ('mode = "single"', '"1%"', 0),
+    "sequential": ('mode = "sequential"\nalpha = 0.05\nmax_pairs = 10', "0", 0),
+    # The new default: nothing but min_effect set; the A/A check at the start is paid for.
+    "auto (default)": ("", "0", 10),
+}
+MIX = ((0.70, 0.0), (0.15, -1.0), (0.075, 1.0), (0.075, 2.0))
 
 
 class Shift(Proposer):
@@ -57,6 +76,75 @@ class Shift(Proposer):
         self.nonce += 1
         text = f"{champion + self.delta}\n# proposal {self.nonce}\n"
         return Proposal(hypothesis=f"effect +{self.delta}", edits={"effect.txt": text})
+
+
+class Mixed(Proposer):
+    """The run-level table's proposer: each proposal's true effect drawn from MIX (seeded)."""
+
+    kind = "mixed"
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.nonce = 0
+        self.effects: dict[str, float] = {}
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        champion = float((context.worktree / "effect.txt").read_text().splitlines()[0])
+        u, delta = self.rng.random(), 0.0
+        for share, effect in MIX:
+            if u < share:
+                delta = effect
+                break
+            u -= share
+        self.nonce += 1
+        self.effects[f"proposal {self.nonce}"] = delta
+        return Proposal(hypothesis=f"proposal {self.nonce}", edits={"effect.txt": f"{champion + delta}\n# proposal {self.nonce}\n"})
+
+
+def run_config(verdict: str, min_effect: str, calibrate: int) -> str:
+    return f"""
+[run]
+name = "bench"
+[scope]
+mutable = ["effect.txt"]
+harness = ["metric.py"]
+[metric]
+command = "{sys.executable} -S -E metric.py"
+direction = "minimize"
+[verdict]
+{verdict}
+min_effect = {min_effect}
+calibrate_pairs = {calibrate}
+confirm_pairs = 0
+[budget]
+max_consecutive_crashes = 1000
+[proposer]
+kind = "command"
+command = "true"
+[sandbox]
+mode = "off"
+"""
+
+
+def run_level(policy: str, runs: int, candidates: int, workdir: Path) -> dict[str, float]:
+    """FDP, power, true gain per 100 candidates and measurements per candidate (A/A included), over ``runs`` runs."""
+    fdp, power, gain, per_candidate = [], [], [], []
+    for i in range(runs):
+        repo = make_repo(workdir / f"run-{policy.split()[0]}-{i}")
+        proposer = Mixed(seed=1000 + i)  # the same candidates for every policy
+        quiet = Display(Console(file=open(os.devnull, "w")))
+        Loop(repo, parse_config(run_config(*RUN_POLICIES[policy])), proposer=proposer, iterations=candidates, observer=quiet).run()
+        ledger = Ledger(repo / ".ratchet" / "ledger.sqlite")
+        experiments = [e for e in ledger.experiments("bench") if e.verdict is not Verdict.BASELINE]
+        kept = [proposer.effects[e.hypothesis] for e in experiments if e.verdict is Verdict.KEEP]
+        real = [proposer.effects[e.hypothesis] for e in experiments if proposer.effects[e.hypothesis] > 0]
+        fdp.append(sum(effect <= 0 for effect in kept) / max(len(kept), 1))
+        power.append(sum(effect > 0 for effect in kept) / max(len(real), 1))
+        gain.append(sum(kept) * 100 / len(experiments))
+        calibration = sum(len(c["samples"][0]) + len(c["samples"][1]) for c in ledger.events("bench", "calibration"))
+        measured = sum(sum(e.extra.get("measurements", {}).values()) for e in experiments)
+        per_candidate.append((measured + calibration) / len(experiments))
+    return {"fdp": statistics.fmean(fdp), "power": statistics.fmean(power), "gain": statistics.fmean(gain), "measurements": statistics.fmean(per_candidate)}
 
 
 def make_repo(root: Path) -> Path:
@@ -121,8 +209,21 @@ def main() -> None:
     parser.add_argument("--per-effect", type=int, default=100, help="candidates per true effect per policy")
     parser.add_argument("--runs", type=int, default=10, help="independent runs the candidates are spread over")
     parser.add_argument("--policies", default=",".join(MODES), help="comma-separated subset of: " + ", ".join(MODES))
+    parser.add_argument("--run-level", action="store_true", help="the run-level table instead of the per-candidate one")
+    parser.add_argument("--candidates", type=int, default=100, help="run-level: candidates per run")
+    parser.add_argument("--run-policies", default=",".join(RUN_POLICIES), help="run-level: subset of: " + ", ".join(RUN_POLICIES))
     args = parser.parse_args()
     started = time.monotonic()
+    if args.run_level:
+        print(f"run level: {args.runs} runs of {args.candidates} candidates each; mix: 70% null, 15% at -1σ, 7.5% at +1σ, 7.5% at +2σ\n")
+        print(f"{'policy':<16} {'FDP':>6} {'power':>6} {'true gain/100 (σ)':>18} {'meas./cand.':>12}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for policy in args.run_policies.split(","):
+                r = run_level(policy, args.runs, args.candidates, Path(tmp))
+                print(f"{policy:<16} {r['fdp']:>6.1%} {r['power']:>6.1%} {r['gain']:>18.1f} {r['measurements']:>12.1f}", flush=True)
+        print(f"\n(measurements count both sides and the A/A check.) {time.monotonic() - started:.0f}s")
+        print("goal for auto: FDP <= 10%, power >= 70%, <= 12 measurements per candidate, true gain >= 1.8x keep-if-better's")
+        return
     effects = (0.5, 1.0, 2.0)
     print(f"null candidates: {args.null} per policy; {args.per_effect} per effect; spread over {args.runs} runs each; "
           "sigma = sd of one paired difference\n")

@@ -173,7 +173,8 @@ def test_trusted_scoring_ignores_fake_lines_and_catches_rewrites(number_repo, tm
 
 
 def test_confirmation_and_ablation_from_the_cli(number_repo, tmp_path):
-    repo = noisy_repo(number_repo, tmp_path, 'mode = "single"', extra_config="")
+    # calibrate_pairs = 3: the A/A count this test's noise draws were chosen with (the default is now up to 10).
+    repo = noisy_repo(number_repo, tmp_path, 'mode = "single"\ncalibrate_pairs = 3', extra_config="")
     proposals = [number(5, "real: value 10 -> 5")] + [note(str(i)) for i in range(6)]
     experiments, output = run(repo, proposals)
     kept = [e for e in experiments if e.verdict is Verdict.KEEP]

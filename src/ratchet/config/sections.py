@@ -149,13 +149,22 @@ class GuardSection(Parser):
 
 
 class VerdictSection(_Section):
+    # auto: the A/A check decides: a metric without spread is judged on one measurement, a noisy
+    #   one by interleaved pairs with a futility boundary that keeps power (up to `max_pairs`,
+    #   `max_pairs_cap` for a candidate still in between) and run-level error control.
     # single: one measurement of the candidate against the champion's recorded one.
     # repeat: `repeats` measurements of each (champion re-measured), medians compared.
     # sequential: interleaved pairs, a paired test after each from 3 to `max_pairs`.
-    mode: Literal["single", "repeat", "sequential"] = "single"
+    mode: Literal["auto", "single", "repeat", "sequential"] = "auto"
     min_effect: EffectField = Effect(value=0.0, relative=False)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     max_pairs: int = Field(default=10, ge=3, le=100)
+    # auto: the most pairs for a candidate whose estimate is still between min_effect and the design effect.
+    max_pairs_cap: int = Field(default=30, ge=3, le=100)
+    # run: e-LOND sets each test's level so the expected share of false keeps in the run is at
+    # most `fdr`; candidate: every test at `alpha`. auto: run under mode auto, else candidate.
+    error_control: Literal["auto", "run", "candidate"] = "auto"
+    fdr: float = Field(default=0.1, gt=0, lt=1)
     repeats: int = Field(default=5, ge=1, le=100)
     # Differences on a log scale (ratios) or absolute; auto: log for a relative min_effect.
     scale: Literal["auto", "log", "absolute"] = "auto"
@@ -163,7 +172,8 @@ class VerdictSection(_Section):
     deterministic: Literal["auto", "yes", "no"] = "auto"
     # A/A measurement of the champion against itself: pairs at the start, and again every
     # `recalibrate_every` candidates (0: never again). 0 pairs: no calibration.
-    calibrate_pairs: int = Field(default=3, ge=0, le=100)
+    # The A/A check stops once the noise's 95% interval is within +-30% of it, at most at this many pairs.
+    calibrate_pairs: int = Field(default=10, ge=0, le=100)
     recalibrate_every: int = Field(default=25, ge=0)
     # End of run: the final champion against the baseline, in interleaved pairs (0: skip).
     confirm_pairs: int = Field(default=5, ge=0, le=100)
@@ -172,6 +182,19 @@ class VerdictSection(_Section):
     rework: int = Field(default=0, ge=0, le=10)
     # Seed of the random order within each pair.
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VerdictSection":
+        if self.max_pairs_cap < self.max_pairs:
+            raise ValueError(f"max_pairs_cap ({self.max_pairs_cap}) must be at least max_pairs ({self.max_pairs})")
+        if self.error_control == "run" and self.mode in ("single", "repeat"):
+            raise ValueError(f'error_control = "run" needs a sequential test: mode "auto" or "sequential", not {self.mode!r}')
+        return self
+
+    @property
+    def run_level(self) -> bool:
+        """Whether each test's level comes from the run's error control (e-LOND) instead of ``alpha``."""
+        return self.error_control == "run" or (self.error_control == "auto" and self.mode == "auto")
 
 
 class ReviewSection(_Section):

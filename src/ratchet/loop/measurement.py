@@ -30,6 +30,7 @@ from ratchet.verdict import (
     guarded,
     holdout_regressed,
 )
+from ratchet.verdict.error_control import DEFAULT_HORIZON, Past
 from ratchet.workspace.worktree import Leftovers, reference_checkout
 
 
@@ -137,8 +138,9 @@ class Measurement:
         sampler = self.sampler(state, log_dir, interrupts)
         rng = random.Random(f"{parts.config.verdict.seed}/{parts.run_name}/{experiment.id}")
         self._refresh_stored_champion(state, sampler)
+        past = self.past(experiment, state) if parts.policy.run_level else None
         try:
-            judgement = parts.policy.judge(_Announced(sampler, parts.observer, experiment), rng)
+            judgement = parts.policy.judge(_Announced(sampler, parts.observer, experiment), rng, past)
         except MeasurementFailed as exc:
             self._record_samples(experiment, sampler, None)
             # A failed sample never reached the harness check: look now (a crash may hide a tamper).
@@ -151,6 +153,12 @@ class Measurement:
                 experiment.memory_gb = gigabytes(last.max_rss_bytes)
                 experiment.output_tail = last.tail()
         self._record_samples(experiment, sampler, judgement)
+        if past is not None:
+            experiment.extra["tests"] = int(experiment.extra.get("tests", 0)) + 1
+            experiment.extra["fdr_horizon"] = past.horizon
+        if judgement.champion and (noise := parts.learn_noise(judgement.champion)) is not None and noise.sd_high is not None:
+            # The champion measured beside the candidate is one more group of the same code: the noise.
+            experiment.extra["noise_estimate"] = {"sd_single": noise.sd_single, "sd_low": noise.sd_low, "sd_high": noise.sd_high, "df": noise.df}
         experiment.metric = judgement.candidate_value
         leftovers = self._candidate_leftovers or parts.workspace.leftovers()
         decision = judgement.decision
@@ -166,6 +174,16 @@ class Measurement:
             if tampered := leftovers.tampered(parts.harness):
                 return Decision(Verdict.TAMPERED, f"harness changed during the holdout: {', '.join(tampered)}"), leftovers
         return decision, leftovers
+
+    def past(self, experiment: Experiment, state: RunState) -> Past:
+        """What run-level error control needs of the run so far: its tests, its keeps, its horizon
+        (the first one recorded, so a resumed run with a new budget keeps the same error spending)."""
+        history = state.history
+        tests = sum(int(e.extra.get("tests", 0)) for e in history) + int(experiment.extra.get("tests", 0))
+        keeps = sum(e.verdict is Verdict.KEEP for e in history)
+        recorded = next((int(e.extra["fdr_horizon"]) for e in history if "fdr_horizon" in e.extra), None)
+        horizon = recorded or self.parts.budget.iterations or DEFAULT_HORIZON
+        return Past(tests=tests, keeps=keeps, horizon=max(1, horizon))
 
     def _guards(
         self, experiment: Experiment, state: RunState, log_dir: Path, interrupts: Interrupts, decision: Decision, leftovers: Leftovers

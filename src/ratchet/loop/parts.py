@@ -14,7 +14,8 @@ from ratchet.executors import Executor
 from ratchet.experiment import Experiment
 from ratchet.ledger import Ledger
 from ratchet.state import STATE_DIR
-from ratchet.verdict import VerdictPolicy, policy_for
+from ratchet.verdict import VerdictPolicy, log_scale_for, policy_for
+from ratchet.verdict.stats import Noise, pooled_noise
 from ratchet.workspace.scope import Globs
 from ratchet.workspace.worktree import Workspace
 
@@ -32,10 +33,27 @@ class Parts:
     # What the noise calibration may change: a deterministic metric is decided by one measurement.
     policy: VerdictPolicy = field(init=False)
     deterministic: bool = field(init=False)
+    # The run's noise estimate: the A/A checks' measurements and every comparison's champion samples,
+    # each a group of one code version (None until the first group of two).
+    noise: Noise | None = field(init=False, default=None)
+    noise_groups: list[list[float]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self.policy = policy_for(self.config.verdict, self.config.metric.direction)
-        self.deterministic = self.config.verdict.deterministic == "yes"
+        verdict = self.config.verdict
+        self.deterministic = verdict.deterministic == "yes"
+        # auto told the metric is deterministic needs no A/A check to judge on one measurement.
+        self.policy = policy_for(verdict, self.config.metric.direction, deterministic=verdict.mode == "auto" and self.deterministic)
+
+    def learn_noise(self, samples: list[float]) -> Noise | None:
+        """One group of measurements of one code version into the run's noise estimate; the estimate."""
+        if len(samples) < 2:
+            return self.noise
+        log_scale = self.noise.log_scale if self.noise is not None else log_scale_for(self.config.verdict, samples)
+        if log_scale and not all(value > 0 for value in samples):
+            return self.noise  # no logarithm of these: they cannot join a log-scale estimate
+        self.noise_groups.append(list(samples))
+        self.noise = pooled_noise(self.noise_groups, log_scale)
+        return self.noise
 
     @property
     def run_name(self) -> str:

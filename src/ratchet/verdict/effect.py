@@ -55,11 +55,39 @@ def relative_gain(direction: str, difference: float) -> float:
     return -math.expm1(-difference) if direction == "minimize" else math.expm1(difference)
 
 
-def recommended_min_effect(section: VerdictSection, noise: Noise, power: float) -> float:
-    """The smallest difference ``sequential`` mode (at its per-look threshold, over ``max_pairs``)
-    keeps with ``power``: what ``ratchet calibrate`` recommends, on the noise's scale."""
-    threshold = stats.pocock_threshold(section.alpha, section.max_pairs)
+def recommended_min_effect(section: VerdictSection, noise: Noise, power: float, level: float | None = None) -> float:
+    """The smallest difference the sequential test (at its per-look threshold, over ``max_pairs``)
+    keeps with ``power``: what ``ratchet calibrate`` recommends, on the noise's scale. ``level``:
+    the test's level when not ``alpha`` (run-level error control)."""
+    level = section.alpha if level is None else level
+    if section.mode == "auto":
+        threshold = stats.powered_threshold(level, section.max_pairs, section.max_pairs_cap)
+    else:
+        threshold = stats.pocock_threshold(level, section.max_pairs)
     return stats.detectable_effect(noise.sd_pair, threshold, power, section.max_pairs)
+
+
+def detectable_warning(section: VerdictSection, noise: Noise, metric_name: str, level: float | None = None) -> str | None:
+    """Mode auto: when ``min_effect`` is below what the run can resolve, the effect it detects at 80%
+    power within ``max_pairs``, in the metric's units and in %; None when min_effect is above it."""
+    if noise.deterministic:
+        return None
+    detectable = recommended_min_effect(section, noise, 0.8, level)
+    if threshold_on_scale(section.min_effect, noise.log_scale, noise.mean) >= detectable:
+        return None
+    if noise.log_scale:
+        fraction = math.expm1(detectable)
+        units = fraction * noise.mean
+    else:
+        units = detectable
+        fraction = detectable / abs(noise.mean) if noise.mean else math.nan
+    shown = f"{units:.4g} {metric_name} ({fraction:.2%})" if math.isfinite(fraction) else f"{units:.4g} {metric_name}"
+    at = f" at level {level:.2g}" if level is not None and level != section.alpha else ""
+    return (
+        f"min_effect {section.min_effect} is below what this run can resolve: within max_pairs {section.max_pairs} it "
+        f"detects an improvement of {shown} with 80% power{at}; smaller real ones are mostly discarded "
+        f"(up to max_pairs_cap {section.max_pairs_cap} pairs are spent on a candidate still in between)"
+    )
 
 
 def noise_warning(section: VerdictSection, noise: Noise, metric_name: str) -> str | None:
@@ -69,6 +97,8 @@ def noise_warning(section: VerdictSection, noise: Noise, metric_name: str) -> st
     """
     if noise.deterministic:
         return None
+    if section.mode == "auto":
+        return detectable_warning(section, noise, metric_name)
     floor = stats.noise_floor(section, noise)
     if threshold_on_scale(section.min_effect, noise.log_scale, noise.mean) >= floor:
         return None

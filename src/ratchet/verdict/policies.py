@@ -1,4 +1,6 @@
-"""The ways to compare a candidate with its champion (``verdict.mode``): single, repeat, sequential.
+"""The ways to compare a candidate with its champion (``verdict.mode``): single, repeat, sequential,
+and auto's powered sequential test (the default; noisy metrics), each at the level the run's error
+control sets (:mod:`ratchet.verdict.error_control`).
 
 Trusted code: it only sees numbers the harness measured, drawn through a :class:`SampleSource`.
 Scale and threshold of ``min_effect`` come from :mod:`ratchet.verdict.effect`.
@@ -7,6 +9,7 @@ Scale and threshold of ``min_effect`` come from :mod:`ratchet.verdict.effect`.
 from __future__ import annotations
 
 import abc
+import math
 import random
 import statistics
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from ratchet.experiment import Verdict
 from ratchet.verdict import stats
 from ratchet.verdict.decision import Decision
 from ratchet.verdict.effect import log_scale_for, relative_change, threshold_on_scale
+from ratchet.verdict.error_control import Past, e_lond_level, e_value
 from ratchet.verdict.stats import improvement
 
 
@@ -40,6 +44,9 @@ class Judgement:
     champion: list[float] = field(default_factory=list)
     p_value: float | None = None
     log_scale: bool = False
+    # The level the test was run at, and how it was set ("candidate": alpha; "run": e-LOND).
+    level: float | None = None
+    error_control: str | None = None
 
     @property
     def candidate_value(self) -> float:
@@ -52,7 +59,12 @@ class Judgement:
             "champion_samples": self.champion,
             "p_value": self.p_value,
             "scale": "log" if self.log_scale else "absolute",
-        }
+            **(
+                {"test_level": self.level, "error_control": self.error_control,
+                 "e_value": e_value(self.decision.verdict is Verdict.KEEP, self.level)}
+                if self.level is not None else {}
+            ),
+        }  # fmt: skip
 
 
 class VerdictPolicy(abc.ABC):
@@ -61,8 +73,12 @@ class VerdictPolicy(abc.ABC):
     #: whether the policy measures the champion again (needs the champion's checkout)
     remeasures_champion = False
 
-    def judge(self, sampler: SampleSource, rng: random.Random) -> Judgement:
-        """Measure through ``sampler`` and decide on the metric alone (guards come after)."""
+    #: whether the test's level comes from the run's error control (the loop then passes ``past``)
+    run_level = False
+
+    def judge(self, sampler: SampleSource, rng: random.Random, past: Past | None = None) -> Judgement:
+        """Measure through ``sampler`` and decide on the metric alone (guards come after). ``past``:
+        the run's tests and keeps so far, for a policy whose level the run's error control sets."""
         value = sampler.candidate()
         return Judgement(self.would_keep(sampler.stored_champion, value), candidate=[value])
 
@@ -108,7 +124,7 @@ class RepeatedMeasurement(VerdictPolicy):
     def would_keep(self, champion: float, candidate: float) -> Decision:
         return self.single.would_keep(champion, candidate)
 
-    def judge(self, sampler: SampleSource, rng: random.Random) -> Judgement:
+    def judge(self, sampler: SampleSource, rng: random.Random, past: Past | None = None) -> Judgement:
         cand: list[float] = []
         champ: list[float] = []
         for _ in range(self.section.repeats):
@@ -128,27 +144,41 @@ class SequentialPairs(VerdictPolicy):
     decided on one pair.
     """
 
-    remeasures_champion = True
-
     def __init__(self, section: VerdictSection, direction: str, deterministic: bool = False) -> None:
         self.section = section
         self.direction = direction
         self.deterministic = deterministic
-        self.threshold = stats.pocock_threshold(section.alpha, section.max_pairs)
+        # A deterministic metric is judged on one measurement against the champion's score.
+        self.remeasures_champion = not deterministic
+        self.run_level = section.run_level and not deterministic
+        self.threshold = self.threshold_at(section.alpha)
+
+    def threshold_at(self, level: float) -> float:
+        """The per-look p threshold that holds the whole sequence's false-keep rate at ``level``."""
+        return stats.pocock_threshold(level, self.section.max_pairs)
+
+    def level(self, past: Past | None) -> tuple[float, str]:
+        """The level of this test: alpha, or e-LOND's from the run so far."""
+        if self.run_level and past is not None:
+            return e_lond_level(self.section.fdr, past), "run"
+        return self.section.alpha, "candidate"
 
     def would_keep(self, champion: float, candidate: float) -> Decision:
         return SingleMeasurement(self.direction, self.section.min_effect).would_keep(champion, candidate)
 
-    def judge(self, sampler: SampleSource, rng: random.Random) -> Judgement:
+    def judge(self, sampler: SampleSource, rng: random.Random, past: Past | None = None) -> Judgement:
         if self.deterministic:
             # Same code, same number: one measurement of the candidate against the champion's.
             value = sampler.candidate()
             decision = self.would_keep(sampler.stored_champion, value)
             return Judgement(Decision(decision.verdict, f"deterministic metric: {decision.reason}"), [value])
+        level, control = self.level(past)
+        threshold = self.threshold if control == "candidate" else self.threshold_at(level)
         cand: list[float] = []
         champ: list[float] = []
         p = 1.0
-        for n in range(1, self.section.max_pairs + 1):
+        at = f" (level {level:.2g}, run-level error control)" if control == "run" else ""
+        for n in range(1, self.last_pair + 1):
             measure_pair(sampler, rng, cand, champ)
             if n < stats.MIN_PAIRS:
                 continue
@@ -156,17 +186,54 @@ class SequentialPairs(VerdictPolicy):
             diffs = [improvement(self.direction, a, b, log_scale) for a, b in zip(champ, cand)]
             effect = threshold_on_scale(self.section.min_effect, log_scale, statistics.median(champ))
             p = stats.paired_p_value(diffs, effect)
-            mean = statistics.fmean(diffs)
             shown = _describe(statistics.median(champ), statistics.median(cand))
-            if p < self.threshold:
-                reason = f"better after {n} pairs (p={p:.3g} < {self.threshold:.3g}): medians {shown}"
-                return Judgement(Decision(Verdict.KEEP, reason), cand, champ, p, log_scale)
-            if mean <= effect:
-                reason = f"not better after {n} pairs (mean difference at or below min_effect): medians {shown}"
-                return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, log_scale)
+            if p < threshold:
+                reason = f"better after {n} pairs (p={p:.3g} < {threshold:.3g}{at}): medians {shown}"
+                return Judgement(Decision(Verdict.KEEP, reason), cand, champ, p, log_scale, level, control)
+            if why := self.stop(n, diffs, effect):
+                reason = f"not better after {n} pairs ({why}): medians {shown}"
+                return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, log_scale, level, control)
         shown = _describe(statistics.median(champ), statistics.median(cand))
-        reason = f"not shown better in {self.section.max_pairs} pairs (p={p:.3g}): medians {shown}"
-        return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, log_scale_for(self.section, cand + champ))
+        reason = f"not shown better in {self.last_pair} pairs (p={p:.3g}{at}): medians {shown}"
+        log_scale = log_scale_for(self.section, cand + champ)
+        return Judgement(Decision(Verdict.DISCARD, reason), cand, champ, p, log_scale, level, control)
+
+    @property
+    def last_pair(self) -> int:
+        return self.section.max_pairs
+
+    def stop(self, pairs: int, diffs: list[float], effect: float) -> str | None:
+        """Why to stop without a keep after this look, or None to go on: futility at a mean
+        difference at or below min_effect."""
+        return "mean difference at or below min_effect" if statistics.fmean(diffs) <= effect else None
+
+
+class PoweredSequential(SequentialPairs):
+    """Auto's sequential test: interleaved pairs; keep when the p-value is below the threshold
+    simulated for this very procedure at the test's level; stop for futility only when the data
+    reject "the candidate is one sd of a paired difference above min_effect" (a beta-spending
+    boundary: such a candidate is kept with probability >= 80%, while a no-better one stops in
+    about 4 pairs). Past ``max_pairs`` a candidate goes on, up to ``max_pairs_cap``, only while its
+    estimate is nearer that design effect than min_effect."""
+
+    def threshold_at(self, level: float) -> float:
+        return stats.powered_threshold(level, self.section.max_pairs, self.section.max_pairs_cap)
+
+    @property
+    def last_pair(self) -> int:
+        return self.section.max_pairs_cap
+
+    def stop(self, pairs: int, diffs: list[float], effect: float) -> str | None:
+        mean = statistics.fmean(diffs) - effect
+        sd = statistics.stdev(diffs)
+        t = mean / (sd / math.sqrt(pairs)) if sd > 0 else (math.inf if mean > 0 else -math.inf)
+        outcome = stats.powered_stop(pairs, t, self.section.max_pairs, self.section.max_pairs_cap, 0.0)
+        reasons = {
+            "futile": "futility: the data rule out an effect of one noise sd above min_effect",
+            "straddles": f"after max_pairs {self.section.max_pairs}, nearer min_effect than one noise sd above it",
+            "cap": f"max_pairs_cap {self.section.max_pairs_cap} reached",
+        }
+        return reasons.get(outcome or "")
 
 
 def measure_pair(sampler: SampleSource, rng: random.Random, cand: list[float], champ: list[float]) -> None:
@@ -184,6 +251,9 @@ def measure_pair(sampler: SampleSource, rng: random.Random, cand: list[float], c
 
 
 def policy_for(section: VerdictSection, direction: str, deterministic: bool = False) -> VerdictPolicy:
+    """The policy of ``verdict.mode``; ``deterministic``: a metric without spread (one measurement decides)."""
+    if section.mode == "auto":
+        return PoweredSequential(section, direction, deterministic)
     if section.mode == "single":
         return SingleMeasurement(direction, section.min_effect)
     if section.mode == "repeat":
