@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 class Verdict(str, enum.Enum):
@@ -121,6 +121,34 @@ class Comparison:
         return f"{change}vs champion {self.champion:.6g}{how}"
 
 
+class TailSource(Protocol):
+    """Where an experiment's output tail can be read when someone asks for it: its log files on
+    disk (:class:`ratchet.measure.runner.LogTail`), the ledger's row."""
+
+    def read(self) -> str: ...
+
+
+class OutputTail:
+    """``Experiment.output_tail``: a string, or a :class:`TailSource` read each time it is asked for.
+
+    A long run keeps every experiment in its history; the tails (4 KB each, twice that as
+    text with a "…") are read by few: the ledger's row, the last failure a proposer is told,
+    the report. So the loop sets the source and nothing holds the text.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, instance: object | None, owner: type) -> str:
+        if instance is None:
+            return ""  # the dataclass field's default
+        value: str | TailSource = instance.__dict__.get(self.slot, "")
+        return value if isinstance(value, str) else value.read()
+
+    def __set__(self, instance: object, value: str | TailSource) -> None:
+        instance.__dict__[self.slot] = value
+
+
 @dataclass
 class Experiment:
     """One row of the ledger."""
@@ -142,7 +170,8 @@ class Experiment:
     log_dir: str = ""
     hardware: str = ""
     memory_gb: float | None = None
-    output_tail: str = ""
+    # The end of the last candidate measurement's output: text, or where to read it (TailSource).
+    output_tail: OutputTail = OutputTail()
     # What the proposer spent on this experiment (LLM tokens and money), when it reports it.
     tokens_in: int | None = None
     tokens_out: int | None = None

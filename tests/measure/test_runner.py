@@ -74,3 +74,46 @@ def test_large_output_does_not_block(tmp_path: Path):
     result = run_command("head -c 5000000 /dev/zero | tr '\\0' x; echo; echo 42", cwd=tmp_path, timeout=30, log_prefix=tmp_path / "m")
     assert result.ok
     assert result.tail(100).endswith("42")
+
+
+def test_a_silent_stream_leaves_no_log_file(tmp_path: Path):
+    log = tmp_path / "x"
+    silent = run_command("true", cwd=tmp_path, timeout=10, log_prefix=log / "metric")
+    assert silent.ok and sorted(p.name for p in log.iterdir()) == []
+    assert silent.read() == "" and silent.read("both") == "" and silent.tail() == ""
+    errors_only = run_command("echo oops >&2", cwd=tmp_path, timeout=10, log_prefix=log / "guard")
+    assert sorted(p.name for p in log.iterdir()) == ["guard.stderr"]
+    assert errors_only.read("stderr") == "oops\n" and errors_only.read() == ""
+    assert errors_only.tail() == "--- stderr ---\noops"
+
+
+def test_a_silent_rerun_removes_the_earlier_log_of_the_same_name(tmp_path: Path):
+    # A log that survived from an earlier command would read as this command's output.
+    run_command("echo first; echo first >&2", cwd=tmp_path, timeout=10, log_prefix=tmp_path / "metric")
+    again = run_command("true", cwd=tmp_path, timeout=10, log_prefix=tmp_path / "metric")
+    assert not again.stdout_path.exists() and not again.stderr_path.exists()
+    assert again.read("both") == "" and again.tail() == ""
+
+
+def test_capped_output_with_nothing_past_the_head_still_writes_its_log(tmp_path: Path):
+    from ratchet.measure.runner import CappedLog
+
+    log = CappedLog(tmp_path / "m.stdout", keep=4)
+    log.write(b"abcdefgh")
+    log.close()
+    assert (tmp_path / "m.stdout").read_bytes().startswith(b"abcd") and b"efgh" in (tmp_path / "m.stdout").read_bytes()
+    empty = CappedLog(tmp_path / "n.stdout", keep=4)
+    empty.close("")
+    assert not (tmp_path / "n.stdout").exists()
+    noted = CappedLog(tmp_path / "o.stderr", keep=None)
+    noted.close("[ratchet: a note]\n")
+    assert (tmp_path / "o.stderr").read_text() == "[ratchet: a note]\n"
+
+
+def test_log_tail_is_read_from_disk_each_time(tmp_path: Path):
+    result = run_command("echo out; echo err >&2", cwd=tmp_path, timeout=10, log_prefix=tmp_path / "metric")
+    tail = result.log_tail()
+    assert tail.read() == result.tail() == "--- stdout ---\nout\n--- stderr ---\nerr"
+    result.stderr_path.unlink()  # nothing held: the text is what the files say now
+    assert tail.read() == "--- stdout ---\nout"
+    assert result.log_tail(2).read() == "--- stdout ---\n…t"

@@ -7,7 +7,9 @@ and leaves nothing behind (no branch, no worktree, no experiment row) but its lo
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ratchet.executors.sampler import MeasurementFailed
@@ -24,10 +26,29 @@ from ratchet.verdict import Decision
 def baseline_state(parts: Parts, ledger: Ledger, measurement: Measurement, info: RunInfo, interrupts: Interrupts) -> RunState:
     """The state the loop starts from: the ledger's, after measuring the baseline if it has none."""
     history = ledger.experiments(parts.run_name)
+    for earlier in history:  # a resumed run's history holds no tail text: the ledger has it
+        if earlier.output_tail:
+            earlier.output_tail = LedgerTail(ledger, earlier.run, earlier.id)
     champion = parts.workspace.champion()
     if not any(e.verdict is Verdict.BASELINE for e in history):
         history.append(measure_baseline(parts, ledger, measurement, champion, info, interrupts))
     return state_from_history(history, champion, info.base_commit)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTail:
+    """An earlier experiment's output tail, read from its ledger row when asked for ("" once the ledger is closed)."""
+
+    ledger: Ledger
+    run: str
+    id: int
+
+    def read(self) -> str:
+        try:
+            found = self.ledger.experiment(self.run, self.id)
+        except sqlite3.Error:
+            return ""
+        return found.output_tail if found is not None else ""
 
 
 def measure_baseline(
@@ -86,7 +107,7 @@ def _measure(
     last = sampler.last_candidate_result()
     if last is not None:
         experiment.memory_gb = gigabytes(last.max_rss_bytes)
-        experiment.output_tail = last.tail()
+        experiment.output_tail = last.log_tail()  # read from disk when asked for
     guards: list[GuardResult] = []
     tail = last.tail(600).strip() if last is not None else ""
     if failure is None:

@@ -151,7 +151,7 @@ class Measurement:
         finally:
             if (last := sampler.last_candidate_result()) is not None:
                 experiment.memory_gb = gigabytes(last.max_rss_bytes)
-                experiment.output_tail = last.tail()
+                experiment.output_tail = last.log_tail()  # read from disk when asked for
         self._record_samples(experiment, sampler, judgement)
         if past is not None:
             experiment.extra["tests"] = int(experiment.extra.get("tests", 0)) + 1

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from resource import struct_rusage
-from typing import Callable, Iterator, Mapping
+from typing import BinaryIO, Callable, Iterator, Mapping
 
 # After SIGTERM, how long the process group gets to exit before SIGKILL.
 TERM_GRACE_SECONDS = 1.0
@@ -79,9 +79,28 @@ class CommandResult:
 
     def tail(self, limit: int = TAIL_BYTES) -> str:
         """The last lines of stdout and stderr, for the ledger and the proposer's feedback."""
+        return self.log_tail(limit).read()
+
+    def log_tail(self, limit: int = TAIL_BYTES) -> "LogTail":
+        """Where :meth:`tail` reads from, to read it later (``Experiment.output_tail``): no text held."""
+        return LogTail(str(self.stdout_path), str(self.stderr_path), limit)
+
+
+@dataclass(frozen=True, slots=True)
+class LogTail:
+    """The tail of one command's stdout and stderr logs, read from disk each time it is asked for.
+
+    Small on purpose (two path strings): a long run's history holds one per experiment.
+    """
+
+    stdout_path: str
+    stderr_path: str
+    limit: int = TAIL_BYTES
+
+    def read(self) -> str:
         parts = []
         for name, path in (("stdout", self.stdout_path), ("stderr", self.stderr_path)):
-            text = read_tail(path, limit)
+            text = read_tail(Path(path), self.limit)
             if text.strip():
                 parts.append(f"--- {name} ---\n{text.rstrip()}")
         return "\n".join(parts)
@@ -326,10 +345,16 @@ class _Pumps(collections.abc.Mapping[int, Callable[[int], None]]):
 
 
 class CappedLog:
-    """A log file that keeps the first and the last ``keep`` bytes written to it (all: ``keep`` None)."""
+    """A log file that keeps the first and the last ``keep`` bytes written to it (all: ``keep`` None).
+
+    The file is made on the first byte: a command that prints nothing leaves no file (a missing
+    log reads as empty everywhere), and a log left by an earlier command of the same name is removed.
+    """
 
     def __init__(self, path: Path, keep: int | None) -> None:
-        self.file = path.open("wb", buffering=0)
+        self.path = path
+        path.unlink(missing_ok=True)
+        self._file: BinaryIO | None = None
         self.keep = keep
         self.head_left = keep
         self.tail: collections.deque[bytes] = collections.deque()
@@ -350,6 +375,12 @@ class CappedLog:
                 self.eof = True
                 return
             self.write(data)
+
+    @property
+    def file(self) -> BinaryIO:
+        if self._file is None:
+            self._file = self.path.open("wb", buffering=0)
+        return self._file
 
     def write(self, data: bytes) -> None:
         if self.keep is None or self.head_left is None:
@@ -383,7 +414,8 @@ class CappedLog:
             self.file.write(chunk)
         if note:
             self.file.write(note.encode())
-        self.file.close()
+        if self._file is not None:
+            self._file.close()
 
 
-__all__ = ["CappedLog", "CommandResult", "Launch", "read_tail", "run_command", "run_process"]
+__all__ = ["CappedLog", "CommandResult", "Launch", "LogTail", "read_tail", "run_command", "run_process"]

@@ -1,0 +1,88 @@
+"""Disk and memory per experiment: no empty log files, output tails read from disk (or the ledger) when asked for."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conftest import Scripted, number
+from rich.console import Console
+
+from ratchet import Ledger, Loop, Proposal, ProposalContext, Verdict
+from ratchet.config import load_config
+from ratchet.experiment import Experiment
+from ratchet.proposers._context import last_failure
+from ratchet.report.terminal import Display
+
+
+def run_loop(repo: Path, proposals: list, iterations: int) -> list[Experiment]:
+    display = Display(Console(file=open(os.devnull, "w")))
+    Loop(repo, load_config(repo / "ratchet.toml"), proposer=Scripted(proposals), iterations=iterations, observer=display).run()
+    ledger = Ledger(repo / ".ratchet" / "ledger.sqlite")
+    try:
+        return ledger.experiments("t")
+    finally:
+        ledger.close()
+
+
+def holds_text(experiment: Experiment) -> bool:
+    """The experiment keeps its output tail as text in memory (not where to read it)."""
+    return isinstance(vars(experiment).get("_output_tail", ""), str) and bool(vars(experiment).get("_output_tail"))
+
+
+CRASH = Proposal(hypothesis="not a number", edits={"value.txt": "oops\n"})
+
+
+def test_no_empty_log_files_and_the_ledger_keeps_every_tail(number_repo):
+    repo = number_repo()
+    experiments = run_loop(repo, [number(12, "worse"), CRASH, number(7, "better")], 3)
+    assert [e.verdict for e in experiments] == [Verdict.BASELINE, Verdict.DISCARD, Verdict.CRASH, Verdict.KEEP]
+    logs = [p for p in (repo / ".ratchet" / "runs").rglob("*") if p.suffix in (".stdout", ".stderr")]
+    assert logs and [p for p in logs if p.stat().st_size == 0] == []
+    # The metric prints on stdout only: no stderr log, except the crash's traceback.
+    assert not (Path(experiments[1].log_dir) / "metric.stderr").exists()
+    assert "ValueError" in (Path(experiments[2].log_dir) / "metric.stderr").read_text()
+    # The ledger stores each tail as before (what `show`, the report and resume read).
+    assert "metric: 12.0" in experiments[1].output_tail and "metric: 7.0" in experiments[3].output_tail
+    assert "--- stderr ---" in experiments[2].output_tail and "ValueError" in experiments[2].output_tail
+
+
+def test_the_loops_history_reads_tails_from_disk(number_repo):
+    repo = number_repo()
+    seen: dict[str, object] = {}
+
+    def look(context: ProposalContext) -> Proposal:
+        discard, crash = context.history[1], context.history[2]
+        seen["held"] = [e.id for e in context.history if holds_text(e)]
+        seen["discard"] = discard.output_tail
+        seen["failure"] = last_failure(context.history, 2000)
+        (Path(discard.log_dir) / "metric.stdout").unlink()  # read when asked for: now there is nothing
+        seen["gone"] = discard.output_tail
+        assert crash.verdict is Verdict.CRASH
+        return number(9, "after looking")
+
+    run_loop(repo, [number(12, "worse"), CRASH, look], 3)
+    assert seen["held"] == []
+    assert seen["discard"] == "--- stdout ---\nmetric: 12.0"
+    failure = seen["failure"]
+    assert isinstance(failure, dict) and failure["id"] == 2 and "ValueError" in failure["tail"]
+    assert seen["gone"] == ""
+
+
+def test_a_resumed_runs_history_reads_tails_from_the_ledger(number_repo):
+    repo = number_repo()
+    run_loop(repo, [number(12, "worse"), CRASH], 2)
+    seen: dict[str, object] = {}
+
+    def look(context: ProposalContext) -> Proposal:
+        seen["held"] = [e.id for e in context.history if holds_text(e)]
+        seen["failure"] = last_failure(context.history, 2000)
+        seen["discard"] = context.history[1].output_tail
+        return number(9, "after resuming")
+
+    experiments = run_loop(repo, [look], 3)
+    assert experiments[-1].verdict is Verdict.KEEP
+    assert seen["held"] == []
+    assert seen["discard"] == experiments[1].output_tail == "--- stdout ---\nmetric: 12.0"
+    failure = seen["failure"]
+    assert isinstance(failure, dict) and failure["id"] == 2 and "ValueError" in failure["tail"]
