@@ -186,3 +186,49 @@ def test_try_refuses_a_garbage_patch_without_a_ledger_row(number_repo, tmp_path:
     head = sh(repo, "git", "rev-parse", "--short=7", "HEAD").strip()
     assert result.stderr == f'ratchet: error: the patch does not apply to the champion ({head}): No valid patches in input (allow with "--allow-empty")\n'
     assert "no run has started here yet" in run_cli(repo, "log").stderr  # not even a baseline
+
+
+def test_the_command_line_loads_only_what_a_command_uses():
+    """`import ratchet.cli` (what `ratchet --help`, `status` and `log` start with) loads neither
+    numpy, scipy nor optuna, nor the loop, nor the config's models, nor Rich's syntax highlighter."""
+    code = (
+        "import ratchet.cli, sys; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'numpy', 'scipy', 'optuna', 'ratchet', 'pydantic', 'rich'}))"
+    )
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.replace("'", '"'))
+    assert "ratchet.cli" in loaded
+    assert not [m for m in loaded if m.split(".")[0] in {"numpy", "scipy", "optuna"}], loaded
+    assert not [m for m in loaded if m.startswith(("ratchet.loop", "ratchet.verdict", "ratchet.config.", "rich.syntax"))], loaded
+    # `from ratchet import Loop` still works: the package loads its names on first use.
+    code = "import ratchet; from ratchet import Loop, __version__; print(Loop.__module__, set(ratchet.__all__) <= set(dir(ratchet)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("ratchet.loop") and out.split()[-1] == "True"
+
+
+def test_log_reads_a_part_of_the_run_and_streams_json(tmp_path: Path):
+    from ratchet.experiment import Experiment, Verdict
+    from ratchet.ledger import Ledger, RunInfo
+
+    repo = make_repo(tmp_path / "r", {"value.txt": "10\n"}, NUMBER_CONFIG.replace("{python}", sys.executable))
+    base = sh(repo, "git", "rev-parse", "HEAD").strip()
+    ledger = Ledger(repo / ".ratchet" / "ledger.sqlite")
+    ledger.create_run(RunInfo("t", 1.0, base, "ratchet/t", "number", "minimize", {}))
+    ledger.begin(Experiment("t", 0, base, "baseline", 1.0, "done", Verdict.BASELINE, "", "baseline", 10.0))
+    for i in range(1, 6):
+        ledger.begin(Experiment("t", i, base, "command", 1.0 + i, "done", Verdict.DISCARD, "no", f"try [{i}]", 10.0 + i))
+    ledger.close()
+
+    whole = run_cli(repo, "log", "--json")
+    assert whole.returncode == 0, whole.stderr
+    assert [e["id"] for e in json.loads(whole.stdout)] == [0, 1, 2, 3, 4, 5]
+    assert len(whole.stdout.splitlines()) == 6 + 2  # "[", one experiment a line, "]"
+    assert "\x1b[" not in whole.stdout  # no colours in machine output
+    assert [e["id"] for e in json.loads(run_cli(repo, "log", "--json", "--last", "2").stdout)] == [4, 5]
+    assert [e["id"] for e in json.loads(run_cli(repo, "log", "--json", "--since", "3").stdout)] == [4, 5]
+    assert json.loads(run_cli(repo, "log", "--json", "--since", "5").stdout) == []
+    assert json.loads(run_cli(repo, "log", "--json", "--since", "2", "--last", "1").stdout)[0]["hypothesis"] == "try [5]"
+    # The table of a part still compares each row with the baseline it lacks.
+    table = run_cli(repo, "log", "--last", "1")
+    assert table.returncode == 0 and "+50.00%" in table.stdout and "try [5]" in table.stdout and "try [4]" not in table.stdout
+    bad = run_cli(repo, "log", "--last", "-1")
+    assert bad.returncode == 2

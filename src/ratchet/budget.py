@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ratchet.config import BudgetSection
+if TYPE_CHECKING:  # only named: `ratchet status` prints hms() without the config's models
+    from ratchet.config import BudgetSection
 
 
 @dataclass

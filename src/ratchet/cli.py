@@ -6,32 +6,28 @@ import enum
 import json
 import sys
 from contextlib import closing, contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
-from rich.console import Console
 from typer.core import TyperCommand
 
-from ratchet._version import __version__
-from ratchet.commands.demo import DEFAULT_EXAMPLE, DemoError, prepare_demo
-from ratchet.commands.review import Reviewer, ReviewError, diff_of, pending_json
-from ratchet.commands.scaffold import ScaffoldError, init_project, recipes
-from ratchet.commands.show import (
-    experiment_data,
-    export_tsv,
-    report_path,
-    status_data,
-    write_run_report,
-)
-from ratchet.config import Config, ConfigError, parse_effect
-from ratchet.experiment import Verdict
-from ratchet.ledger import Ledger, RunInfo
-from ratchet.loop import Loop, RunError
+from ratchet.commands.demo import DEFAULT_EXAMPLE
+from ratchet.config import ConfigError
 from ratchet.project import Project, ProjectError
-from ratchet.report import text
-from ratchet.report.terminal import make_display
 from ratchet.workspace.git import GitError, WorkspaceError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ratchet.commands.review import Reviewer
+    from ratchet.config import Config
+    from ratchet.ledger import Ledger, RunInfo
+
+# Each command imports what it uses inside its function: `ratchet --help`, `status` and `log`
+# must not pay for the loop, numpy, the config's models or Rich's syntax highlighter
+# (tests/test_cli.py checks what `import ratchet.cli` loads).
 
 app = typer.Typer(
     name="ratchet",
@@ -45,12 +41,37 @@ app = typer.Typer(
     # panels label every flag with a type ("--json <bool>") as if it took a value.
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+class _Screen:
+    """stdout or stderr as a Rich console, made on first use: machine output (``--json``) needs none."""
+
+    def __init__(self, stderr: bool) -> None:
+        self.stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_console(self.stderr), name)
+
+    @property
+    def console(self) -> Console:
+        return _console(self.stderr)
+
+
+out = _Screen(stderr=False)
+err = _Screen(stderr=True)
 
 
 def _print_version(wanted: bool) -> None:
     if wanted:
+        from ratchet._version import __version__
+
         out.print(f"ratchet {__version__}", markup=False)
         raise typer.Exit()
 
@@ -118,8 +139,11 @@ def init(
     list_recipes: Annotated[bool, typer.Option("--list-recipes", help="List the recipes (what each is for, its metric, which proposer fits) and exit.")] = False,
 ) -> None:
     """Write a commented ratchet.toml and a program.md brief (or a recipe's files); keep .ratchet/ out of git."""
+    from ratchet.commands.scaffold import ScaffoldError, init_project, recipes
+    from ratchet.report import text
+
     if list_recipes:
-        text.print_recipes(out, recipes())
+        text.print_recipes(out.console, recipes())
         return
     project = _project()
     # The starter files' refusal exits 1, a recipe's or an agent's 2, as they always have.
@@ -149,12 +173,15 @@ def run(
 
 def _run_loop(project: Project, *, iterations: int | None, name: str | None) -> int:
     """The loop, with its one-line errors; returns the exit code its stop calls for."""
+    from ratchet.loop import Loop, RunError
+    from ratchet.report.terminal import make_display
+
     cfg = _config(project)
     try:
         cfg = cfg if name is None else cfg.with_run_name(name)
     except ValueError as exc:
         raise _fail(f"--name: {exc}", 2) from None
-    display = make_display(out)
+    display = make_display(out.console)
     try:
         return Loop(project.root, cfg, iterations=iterations, observer=display).run().exit_code
     except (RunError, WorkspaceError, GitError) as exc:
@@ -171,6 +198,9 @@ def demo(
     example: Annotated[str, typer.Option("--example", help="Which bundled example.")] = DEFAULT_EXAMPLE,
 ) -> None:
     """Copy a bundled example into a new git repository and run the loop there."""
+    from ratchet.commands.demo import DemoError, prepare_demo
+    from ratchet.report import text
+
     target = directory.resolve()
     with _one_line(DemoError, GitError, OSError):
         prepare_demo(target, example)
@@ -181,7 +211,7 @@ def demo(
         branch = f"ratchet/{project.config().run.name}"
     except ConfigError:  # a bundled example's config always loads; said by _run_loop otherwise
         branch = "ratchet/<run>"
-    text.print_demo_results(out, target, branch)
+    text.print_demo_results(out.console, target, branch)
     if code:
         raise typer.Exit(code)
 
@@ -199,30 +229,63 @@ def _open(run_name: str | None) -> tuple[Project, Ledger, RunInfo]:
 @app.command()
 def status(run: RunOption = None, as_json: JsonOption = False) -> None:
     """Where a run stands: champion against baseline, verdict counts, budget spent."""
+    from ratchet.commands.show import status_data
+
     project, ledger, info = _open(run)
     data = status_data(project, ledger, info)
     ledger.close()
     if as_json:
-        out.print_json(json.dumps(data))
+        _print_json(data)
         return
-    text.print_status(out, data)
+    from ratchet.report import text
+
+    text.print_status(out.console, data)
 
 
 @app.command("log")
-def log_(run: RunOption = None, as_json: JsonOption = False) -> None:
-    """Every experiment of a run: id, verdict, metric, commit, hypothesis."""
+def log_(
+    run: RunOption = None,
+    as_json: JsonOption = False,
+    last: Annotated[Optional[int], typer.Option("--last", "-n", min=0, help="Only the newest N experiments.")] = None,
+    since: Annotated[Optional[int], typer.Option("--since", metavar="ID", help="Only the experiments after experiment ID (a follower's cursor: the last id it has).")] = None,
+) -> None:
+    """Every experiment of a run: id, verdict, metric, commit, hypothesis.
+
+    --json writes one JSON array, one experiment a line, as the rows come from the ledger.
+    """
     _, ledger, info = _open(run)
-    experiments = ledger.experiments(info.name)
-    ledger.close()
-    if as_json:
-        out.print_json(json.dumps([e.to_json() for e in experiments]))
-        return
-    text.print_log(out, info, experiments)
+    with closing(ledger):
+        rows = ledger.iter_experiments(info.name, after=since, last=last)
+        if as_json:
+            _stream_json(e.to_json() for e in rows)
+            return
+        experiments = list(rows)
+        # A part of the run still shows each change against the baseline (experiment 0).
+        first = experiments[0] if since is None and last is None and experiments else ledger.experiment(info.name, 0)
+    from ratchet.report import text
+
+    text.print_log(out.console, info, experiments, baseline=first)
+
+
+def _stream_json(items: Iterator[dict[str, Any]]) -> None:
+    """A JSON array written as it is read, one item a line: memory and time stay per row (no Rich)."""
+    write = sys.stdout.write
+    write("[")
+    for n, item in enumerate(items):
+        write(",\n" if n else "\n")
+        write(json.dumps(item, ensure_ascii=False))
+    write("\n]\n")
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 @app.command(cls=_Command)
 def show(experiment_id: Annotated[int, typer.Argument(metavar="EXPERIMENT", help="Experiment id (0 is the baseline).")], run: RunOption = None, as_json: JsonOption = False) -> None:
     """One experiment: hypothesis, verdict, metric, guards, diff, output tail."""
+    from ratchet.commands.show import experiment_data
+
     project, ledger, info = _open(run)
     experiment = ledger.experiment(info.name, experiment_id)
     ledger.close()
@@ -230,9 +293,11 @@ def show(experiment_id: Annotated[int, typer.Argument(metavar="EXPERIMENT", help
         raise _fail(f"run {info.name!r} has no experiment {experiment_id}")
     data = experiment_data(project, experiment)
     if as_json:
-        out.print_json(json.dumps(data))
+        _print_json(data)
         return
-    text.print_experiment(out, info, experiment, data["diff"])
+    from ratchet.report import text
+
+    text.print_experiment(out.console, info, experiment, data["diff"])
 
 
 class ExportFormat(str, enum.Enum):
@@ -266,6 +331,8 @@ def export(
     resident memory (RAM, not GPU memory) of the metric command's largest process in the last
     measurement. Running experiments are left out.
     """
+    from ratchet.commands.show import export_tsv
+
     _, ledger, info = _open(run)
     with closing(ledger):
         tsv, note = export_tsv(ledger, info, autoresearch=format_ is ExportFormat.autoresearch)
@@ -299,6 +366,7 @@ def report(
     y_scale: YScaleOption = "auto",
 ) -> None:
     """Write one self-contained HTML file (works offline): progress plot, kept changes with diffs, verdicts, budget, hardware."""
+    from ratchet.commands.show import report_path, write_run_report
     from ratchet.report import MissingDependency
 
     y_scale = _y_scale(y_scale)
@@ -349,6 +417,7 @@ def calibrate(
     """Measure the noise: the champion against itself; recommend min_effect and pairs (power planning)."""
     from ratchet.commands.analysis import AnalysisError, calibration_target
     from ratchet.commands.analysis import calibrate as measure_noise
+    from ratchet.config import parse_effect
 
     project = _project(config)
     cfg = _config(project)
@@ -377,13 +446,19 @@ ReviewId = Annotated[int, typer.Argument(metavar="EXPERIMENT", help="The held ex
 
 
 def _reviewer(config: Path | None) -> Reviewer:
+    from ratchet.commands.review import Reviewer
+    from ratchet.report.terminal import make_display
+
     project = _project(config)
-    return Reviewer(project.root, _config(project), display=make_display(err))
+    return Reviewer(project.root, _config(project), display=make_display(err.console))
 
 
 @review_app.callback(invoke_without_command=True)
 def review(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """List the would-be keeps waiting for a person: why they wait, their figures and diffs."""
+    from ratchet.commands.review import diff_of, pending_json
+    from ratchet.report import text
+
     if ctx.invoked_subcommand is not None:
         return
     reviewer = _reviewer(config)
@@ -391,7 +466,7 @@ def review(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption 
     if as_json:
         out.print(json.dumps([pending_json(reviewer.root, item) for item in queue], indent=1), markup=False)
         return
-    text.print_review_queue(out, reviewer.run, queue, lambda item: diff_of(reviewer.root, item))
+    text.print_review_queue(out.console, reviewer.run, queue, lambda item: diff_of(reviewer.root, item))
 
 
 @review_app.command("approve", cls=_Command)
@@ -401,6 +476,9 @@ def review_approve(experiment_id: ReviewId, config: ConfigOption = None) -> None
     Exit 0 kept; 1 not kept (no longer better, or stale: it does not apply to the champion any
     more); 3 nothing was done (not waiting, a run holds the lock).
     """
+    from ratchet.commands.review import ReviewError
+    from ratchet.experiment import Verdict
+
     with _one_line(ReviewError, code=3):
         result = _reviewer(config).approve(experiment_id)
     out.print(f"#{result.id} {result.verdict}: {result.reason}", markup=False)
@@ -415,6 +493,8 @@ def review_reject(
     config: ConfigOption = None,
 ) -> None:
     """Reject a held change: it never joins the run branch; the ledger keeps why."""
+    from ratchet.commands.review import ReviewError
+
     with _one_line(ReviewError, code=3):
         _reviewer(config).reject(experiment_id, message)
     out.print(f"#{experiment_id} rejected" + (f": {message}" if message else ""), markup=False)
@@ -428,6 +508,7 @@ def ablate(run: RunOption = None, config: ConfigOption = None) -> None:
         ablate_and_record,
         plan_ablation,
     )
+    from ratchet.report import text
 
     project, ledger, info = _open(run)
     cfg = _config(project)
@@ -436,7 +517,7 @@ def ablate(run: RunOption = None, config: ConfigOption = None) -> None:
         kept = len(plan.kept)
         out.print(f"Ablating {kept} kept experiment{'s' if kept > 1 else ''} of {info.name} (champion {plan.champion[:7]})…")
         results = ablate_and_record(project.root, cfg, ledger, plan, progress=lambda m: err.print(m, markup=False))
-    text.print_ablation(out, info.name, results)
+    text.print_ablation(out.console, info.name, results)
 
 
 @app.command()
@@ -448,10 +529,11 @@ def doctor(config: ConfigOption = None) -> None:
     baseline (a scope or harness glob that matches nothing).
     """
     from ratchet.commands.doctor import diagnose
+    from ratchet.report import text
 
     project = _project(config)
     out.print(f"ratchet doctor: {project.root}")
-    findings = diagnose(project.root, project.config_path, report=lambda finding: text.print_finding(out, finding))
+    findings = diagnose(project.root, project.config_path, report=lambda finding: text.print_finding(out.console, finding))
     failed = [f for f in findings if f.status == "fail"]
     if failed:
         raise _fail(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed")
@@ -468,6 +550,7 @@ def probe(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     does; 2: the probe cannot run (a config error, or the metric fails on the champion).
     """
     from ratchet.commands.probe import EXIT_CANNOT_PROBE, ProbeError, red_team
+    from ratchet.report import text
 
     project = _project(config)
     cfg = _config(project, EXIT_CANNOT_PROBE)
@@ -475,12 +558,12 @@ def probe(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         if as_json:
             report = red_team(project.root, cfg)
         else:
-            show = lambda result: text.print_attack(out, result)  # noqa: E731
-            report = red_team(project.root, cfg, report=show, begin=lambda start: text.print_probe_start(out, project.root, start))
+            show = lambda result: text.print_attack(out.console, result)  # noqa: E731
+            report = red_team(project.root, cfg, report=show, begin=lambda start: text.print_probe_start(out.console, project.root, start))
     if as_json:
         out.print_json(json.dumps(report.to_json()))
     else:
-        text.print_probe_summary(out, report)
+        text.print_probe_summary(out.console, report)
     raise typer.Exit(report.exit_code)
 
 
@@ -511,7 +594,7 @@ def try_(
     try:
         project = Project.find(Path.cwd(), config)
         cfg = project.config()
-        report = Referee(project.root, cfg, display=Display(err), config_path=project.config_path).try_change(message, patch_text, again=again)
+        report = Referee(project.root, cfg, display=Display(err.console), config_path=project.config_path).try_change(message, patch_text, again=again)
     except (WorkspaceError, ConfigError) as exc:
         raise _fail(str(exc), EXIT_NOT_TRIED) from None
     except TryRefused as exc:

@@ -71,6 +71,35 @@ CREATE TABLE IF NOT EXISTS hardware (
     fingerprint TEXT PRIMARY KEY,
     info TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS revisions (
+    run TEXT PRIMARY KEY,
+    n INTEGER NOT NULL DEFAULT 0,
+    reset INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+# A run's revision counts its writes: each insert or update of one of its experiments, each delete,
+# each event. Triggers keep it, so every writer of the file counts (an older ratchet too, once a
+# newer one opened the file), and each row carries the revision of its last write: a reader asks
+# "what changed since revision R" by an index instead of reading every row. A delete moves
+# ``reset``: rows that are gone cannot be asked for, so a reader that saw less reads the run again.
+_BUMP = """
+    INSERT OR IGNORE INTO revisions (run) VALUES ({row}.run);
+    UPDATE revisions SET n = n + 1{reset} WHERE run = {row}.run;"""
+_STAMP = """
+    UPDATE experiments SET revision = (SELECT n FROM revisions WHERE run = NEW.run) WHERE run = NEW.run AND id = NEW.id;"""
+_REVISIONS = f"""
+CREATE INDEX IF NOT EXISTS experiments_by_revision ON experiments (run, revision);
+CREATE TRIGGER IF NOT EXISTS experiment_inserted AFTER INSERT ON experiments BEGIN{_BUMP.format(row="NEW", reset="")}{_STAMP}
+END;
+-- The stamp itself changes ``revision`` only: WHEN keeps it from counting as a write.
+CREATE TRIGGER IF NOT EXISTS experiment_updated AFTER UPDATE ON experiments WHEN NEW.revision = OLD.revision BEGIN{
+    _BUMP.format(row="NEW", reset="")}{_STAMP}
+END;
+CREATE TRIGGER IF NOT EXISTS experiment_deleted AFTER DELETE ON experiments BEGIN{_BUMP.format(row="OLD", reset=", reset = n + 1")}
+END;
+CREATE TRIGGER IF NOT EXISTS event_added AFTER INSERT ON events BEGIN{_BUMP.format(row="NEW", reset="")}
+END;
 """
 
 _COLUMNS = (
@@ -85,6 +114,7 @@ _ADDED_COLUMNS = {
     "tokens_out": "INTEGER",
     "cost_usd": "REAL",
     "extra": "TEXT NOT NULL DEFAULT '{}'",
+    "revision": "INTEGER NOT NULL DEFAULT 0",  # kept by the triggers of _REVISIONS; not one of _COLUMNS
 }
 
 
@@ -119,6 +149,7 @@ class Ledger:
         for name, kind in _ADDED_COLUMNS.items():
             if name not in present:
                 self._db.execute(f"ALTER TABLE experiments ADD COLUMN {name} {kind}")
+        self._db.executescript(_REVISIONS)
 
     def close(self) -> None:
         self._db.close()
@@ -149,7 +180,7 @@ class Ledger:
     # ------------------------------------------------------------ experiments
 
     def next_id(self, run: str) -> int:
-        (last,) = self._db.execute("SELECT MAX(id) FROM experiments WHERE run = ?", (run,)).fetchone()
+        last = self.last_id(run)
         return 0 if last is None else last + 1
 
     def begin(self, experiment: Experiment) -> None:
@@ -167,9 +198,41 @@ class Ledger:
     def delete(self, experiment: Experiment) -> None:
         self._db.execute("DELETE FROM experiments WHERE run = ? AND id = ?", (experiment.run, experiment.id))
 
-    def experiments(self, run: str) -> list[Experiment]:
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM experiments WHERE run = ? ORDER BY id", (run,))
-        return [_experiment(row) for row in rows]
+    def experiments(
+        self, run: str, *, after: int | None = None, last: int | None = None, changed_since: int | None = None
+    ) -> list[Experiment]:
+        """A run's experiments by id: all of them, or those after id ``after``, or the ``last`` N, or
+        those written since revision ``changed_since`` (see :meth:`revision`); each by an index."""
+        return list(self.iter_experiments(run, after=after, last=last, changed_since=changed_since))
+
+    def iter_experiments(
+        self, run: str, *, after: int | None = None, last: int | None = None, changed_since: int | None = None
+    ) -> Iterator[Experiment]:
+        """:meth:`experiments` one row at a time: a reader that streams them holds one in memory."""
+        where, args = "run = ?", list[Any]([run])
+        if after is not None:
+            where, args = where + " AND id > ?", [*args, after]
+        if changed_since is not None:
+            where, args = where + " AND revision > ?", [*args, changed_since]
+        if last is not None:
+            # The newest N by the primary key's index, given back oldest first.
+            newest = f"SELECT {_COLUMNS} FROM experiments WHERE {where} ORDER BY id DESC LIMIT ?"
+            rows = self._db.execute(f"SELECT * FROM ({newest}) ORDER BY id", (*args, max(0, last)))
+        else:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM experiments WHERE {where} ORDER BY id", args)
+        for row in rows:
+            yield _experiment(row)
+
+    def last_id(self, run: str) -> int | None:
+        """The newest experiment's id (None before the baseline), by the primary key's index."""
+        (last,) = self._db.execute("SELECT MAX(id) FROM experiments WHERE run = ?", (run,)).fetchone()
+        return None if last is None else int(last)
+
+    def revision(self, run: str) -> tuple[int, int]:
+        """``(revision, reset)`` of a run: the revision grows with every write of its experiments
+        and events (a row updated in place too); ``reset`` is the revision of its last delete."""
+        row = self._db.execute("SELECT n, reset FROM revisions WHERE run = ?", (run,)).fetchone()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     def experiment(self, run: str, experiment_id: int) -> Experiment | None:
         row = self._db.execute(

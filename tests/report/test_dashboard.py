@@ -211,3 +211,66 @@ def test_only_loopback_counts_as_private():
 
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.2")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("no such host.invalid")
+
+
+def test_dashboard_asks_for_news_only(tmp_path: Path, browser):  # noqa: F811
+    """The page polls with a cursor, gets only the rows it lacks (a row updated in place among
+    them) and, while nothing changes and nothing is in flight, asks less and less often."""
+    from conftest import NUMBER_CONFIG, sh
+
+    from ratchet.experiment import Experiment, Verdict
+    from ratchet.ledger import Ledger, RunInfo
+
+    repo = make_repo(tmp_path / "repo", {"value.txt": "10\n"}, NUMBER_CONFIG.replace("{python}", sys.executable))
+    base = sh(repo, "git", "rev-parse", "HEAD").strip()
+    ledger = Ledger(repo / ".ratchet" / "ledger.sqlite")
+    info = RunInfo("t", 1.0, base, "ratchet/t", "number", "minimize", {})
+    ledger.create_run(info)
+    ledger.begin(Experiment("t", 0, base, "baseline", 1.0, "done", Verdict.BASELINE, "", "baseline", 10.0))
+    for i in (1, 2, 3):
+        ledger.begin(Experiment("t", i, base, "command", 1.0 + i, "done", Verdict.DISCARD, "not better", f"try {i}", 10.0 + i))
+    server = start(repo, "dashboard", "--port", "0")
+    page = None
+    try:
+        ready, _, _ = select.select([server.stdout], [], [], 30)
+        assert ready
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)", server.stdout.readline()).group(1)  # type: ignore[union-attr]
+        page = browser.new_page()
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url) if "/api/runs/t" in request.url else None)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        rows = 'section.run-panel[data-run="t"] tbody tr.row'
+        page.wait_for_function(f"() => document.querySelectorAll('{rows}').length === 4", timeout=20_000)
+        # Nothing changes: the page waits longer between polls (refresh 1 s, then 2 s, 4 s…).
+        page.wait_for_function("""() => Number(document.querySelector('section.run-panel[data-run="t"]').dataset.pollMs) >= 4000""", timeout=30_000)
+        assert asked[0].endswith("/api/runs/t") and all("after=3&revision=" in u for u in asked[1:]), asked
+
+        # A new experiment in flight (no run holds the lock: a row, not the in-flight box).
+        running = Experiment("t", 4, base, "command", 9.0)
+        ledger.begin(running)
+        row = f'{rows}[data-id="4"]'
+        page.wait_for_selector(row, timeout=20_000)
+        assert "running" in page.locator(row).inner_text()
+        # The same row updated in place: its hypothesis, then its verdict, show.
+        running.hypothesis, running.state = "lower the number", "measuring"
+        ledger.update(running)
+        page.wait_for_function(f"""() => document.querySelector('{row}').innerText.includes('lower the number')""", timeout=20_000)
+        running.verdict, running.metric, running.state, running.reason = Verdict.DISCARD, 12.5, "done", "not better"
+        ledger.update(running)
+        page.wait_for_function(f"""() => document.querySelector('{row} .verdict').innerText === 'discard'""", timeout=20_000)
+        assert page.locator(rows).count() == 5
+        assert any("after=4&revision=" in u for u in asked), asked  # the cursor moved with the news
+        assert errors == []
+        # The JSON without a cursor is still the whole view.
+        status, view = get(url + "api/runs/t")
+        assert status == 200 and view["complete"] and [e["id"] for e in view["experiments"]] == [0, 1, 2, 3, 4]
+        cursor = view["cursor"]
+        status, quiet = get(url + f"api/runs/t?after={cursor['last_id']}&revision={cursor['revision']}&token={cursor['token']}")
+        assert status == 200 and quiet["experiments"] == [] and not quiet["changed"] and "counts" not in quiet
+    finally:
+        if page is not None:
+            page.close()
+        ledger.close()
+        stop(server)

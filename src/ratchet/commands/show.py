@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ratchet.config import ConfigError
 from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
-from ratchet.measure.containment import sandbox_warning
 from ratchet.project import Project
 from ratchet.state import STATE_DIR, run_lock_holder
 from ratchet.workspace.git import experiment_diff
@@ -70,10 +68,12 @@ def _budget(info: RunInfo) -> dict[str, Any]:
 
 
 def _sandbox_warning(project: Project, info: RunInfo) -> str | None:
-    try:
-        section: Any = project.config().sandbox  # what the next session will do
-    except ConfigError:
-        section = info.config.get("sandbox") or {}
+    from ratchet.measure.containment import sandbox_warning
+
+    # What the next session will do: the config's [sandbox] as written (only its mode counts
+    # here, and the models are not worth their start-up time), else what the run recorded.
+    raw = project.raw_config().get("sandbox") if project.config_path.exists() else None
+    section: Any = raw if isinstance(raw, dict) else info.config.get("sandbox") or {}
     return sandbox_warning(section)
 
 

@@ -3,52 +3,81 @@
 ``values`` holds what a setting may be (durations, effects, sizes), ``sections`` the sections of
 what is measured and judged, ``proposers`` the ``[proposer]`` kinds, ``loader`` the root
 :class:`Config` with its parsing. Everyone imports from here.
+
+:data:`CONFIG_FILE` and :class:`ConfigError` are defined here, light: a command that only names
+them (``ratchet status`` finding its run, ``init``) does not build the pydantic models. Every other
+name loads its module on first use (PEP 562).
 """
 
 from __future__ import annotations
 
-from ratchet.config.loader import (
-    CONFIG_FILE,
-    Config,
-    ConfigError,
-    format_validation_error,
-    load_config,
-    parse_config,
-)
-from ratchet.config.proposers import (
-    AgentProposerSection,
-    CommandProposerSection,
-    ContextCommand,
-    HybridProposerSection,
-    LLMProposerSection,
-    OptunaProposerSection,
-    ParamDecl,
-    ParamSpec,
-    Price,
-    ProposerSection,
-)
-from ratchet.config.sections import (
-    BudgetSection,
-    GuardSection,
-    HoldoutSection,
-    MetricSection,
-    Parser,
-    ReviewSection,
-    RunSection,
-    SandboxSection,
-    ScopeSection,
-    VerdictSection,
-)
-from ratchet.config.values import (
-    Duration,
-    Effect,
-    EffectField,
-    EnvName,
-    Size,
-    parse_duration,
-    parse_effect,
-    parse_size,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+CONFIG_FILE = "ratchet.toml"
+
+
+class ConfigError(Exception):
+    """A config problem, already phrased as one line for the user."""
+
+
+if TYPE_CHECKING:  # what mypy sees; at run time __getattr__ loads each module on demand
+    from ratchet.config.loader import Config, format_validation_error, load_config, parse_config
+    from ratchet.config.proposers import (
+        AgentProposerSection,
+        CommandProposerSection,
+        ContextCommand,
+        HybridProposerSection,
+        LLMProposerSection,
+        OptunaProposerSection,
+        ParamDecl,
+        ParamSpec,
+        Price,
+        ProposerSection,
+    )
+    from ratchet.config.sections import (
+        BudgetSection,
+        GuardSection,
+        HoldoutSection,
+        MetricSection,
+        Parser,
+        ReviewSection,
+        RunSection,
+        SandboxSection,
+        ScopeSection,
+        VerdictSection,
+    )
+    from ratchet.config.values import (
+        Duration,
+        Effect,
+        EffectField,
+        EnvName,
+        Size,
+        parse_duration,
+        parse_effect,
+        parse_size,
+    )
+
+_HOMES = {
+    **dict.fromkeys(("Config", "format_validation_error", "load_config", "parse_config"), "loader"),
+    **dict.fromkeys(
+        (
+            "AgentProposerSection", "CommandProposerSection", "ContextCommand", "HybridProposerSection", "LLMProposerSection",
+            "OptunaProposerSection", "ParamDecl", "ParamSpec", "Price", "ProposerSection",
+        ),
+        "proposers",
+    ),  # fmt: skip
+    **dict.fromkeys(
+        (
+            "BudgetSection", "GuardSection", "HoldoutSection", "MetricSection", "Parser", "ReviewSection", "RunSection",
+            "SandboxSection", "ScopeSection", "VerdictSection",
+        ),
+        "sections",
+    ),  # fmt: skip
+    **dict.fromkeys(
+        ("Duration", "Effect", "EffectField", "EnvName", "Size", "parse_duration", "parse_effect", "parse_size"), "values"
+    ),
+}
 
 __all__ = [
     "CONFIG_FILE",
@@ -86,3 +115,16 @@ __all__ = [
     "parse_effect",
     "parse_size",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ratchet.config' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ratchet.config.{home}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,6 +10,9 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError, model_validator
 
+# Both live in the package's light part (no pydantic): every face names them before it parses.
+from ratchet.config import CONFIG_FILE as CONFIG_FILE
+from ratchet.config import ConfigError as ConfigError
 from ratchet.config.proposers import ProposerSection
 from ratchet.config.sections import (
     BudgetSection,
@@ -23,12 +26,6 @@ from ratchet.config.sections import (
     VerdictSection,
     _Section,
 )
-
-CONFIG_FILE = "ratchet.toml"
-
-
-class ConfigError(Exception):
-    """A config problem, already phrased as one line for the user."""
 
 
 class Config(_Section):

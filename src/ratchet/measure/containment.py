@@ -20,9 +20,10 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from ratchet.config import Config, SandboxSection
+if TYPE_CHECKING:  # only named: `ratchet status` asks sandbox_warning without the config's models
+    from ratchet.config import Config, SandboxSection
 from ratchet.measure.environment import dropped_variable_hint, untrusted_env
 from ratchet.measure.limits import Cgroup, Limits
 from ratchet.measure.processes import Leftovers
@@ -220,7 +221,7 @@ def _sandbox(section: SandboxSection, repo_root: Path, *, network: bool, writabl
 
 def sandbox_warning(section: SandboxSection | Mapping[str, object]) -> str | None:
     """One line when untrusted processes will run without the sandbox, else None."""
-    mode = section.mode if isinstance(section, SandboxSection) else section.get("mode", "auto")
+    mode = section.get("mode", "auto") if isinstance(section, Mapping) else section.mode
     if mode == "off":
         return 'sandbox off ([sandbox] mode = "off"): proposers and candidates run with your permissions'
     found = probe()

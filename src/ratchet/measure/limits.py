@@ -14,9 +14,10 @@ import os
 import resource
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ratchet.config import SandboxSection
+if TYPE_CHECKING:  # only named: `ratchet status` imports this module without the config's models
+    from ratchet.config import SandboxSection
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _counter = itertools.count()

@@ -3,6 +3,11 @@
 A small Starlette app over the same data as the report (:mod:`ratchet.report.data`): the page
 polls a JSON view of each run it shows. It only reads: the ledger, the logs, git. It listens on
 127.0.0.1 unless told otherwise, because it shows diffs and output to whoever can reach it.
+
+A poll does not grow with the run: each run's read model is kept (a :class:`RunFollower`) and read
+again only when the ledger's revision of the run moved; the page sends the cursor of its last
+answer (``?after=<last id>&revision=R&token=T``) and gets only the rows it lacks, and it asks less
+often while nothing changes (up to every ``MAX_REFRESH_S``).
 """
 
 from __future__ import annotations
@@ -16,13 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ratchet.ledger import Ledger
 from ratchet.project import Project, ProjectError
 from ratchet.report import require
-from ratchet.report.data import (
-    experiment_count,
-    experiment_diff,
-    output_tail,
-    run_is_active,
-    run_view,
-)
+from ratchet.report.data import RunFollower, experiment_diff, output_tail
 from ratchet.report.html import environment, finite_json, json_for_script
 
 if TYPE_CHECKING:
@@ -31,8 +30,10 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
 FEATURE = "ratchet dashboard"
-# How often the page asks for news, in seconds.
+# How often the page asks for news, in seconds; while nothing changes it waits twice as long after
+# each quiet answer, up to MAX_REFRESH_S.
 REFRESH_S = 1.0
+MAX_REFRESH_S = 8.0
 
 
 def create_app(root: Path, *, refresh: float = REFRESH_S, y_scale: str = "auto") -> Starlette:
@@ -43,6 +44,13 @@ def create_app(root: Path, *, refresh: float = REFRESH_S, y_scale: str = "auto")
     from starlette.routing import Route
 
     project = Project.find(root)
+    followers: dict[str, RunFollower] = {}
+
+    def follower(name: str) -> RunFollower:
+        found = followers.get(name)
+        if found is None:
+            found = followers.setdefault(name, RunFollower(project.root, name, y_scale=y_scale))
+        return found
 
     def open_ledger() -> Ledger | None:
         try:
@@ -52,7 +60,8 @@ def create_app(root: Path, *, refresh: float = REFRESH_S, y_scale: str = "auto")
 
     def page(request: Request) -> Response:
         html = environment().get_template("dashboard.html.j2").render(
-            repository=str(project.root), config=json_for_script({"refresh_ms": int(refresh * 1000)})
+            repository=str(project.root),
+            config=json_for_script({"refresh_ms": int(refresh * 1000), "max_refresh_ms": int(max(refresh, MAX_REFRESH_S) * 1000)}),
         )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
@@ -62,11 +71,11 @@ def create_app(root: Path, *, refresh: float = REFRESH_S, y_scale: str = "auto")
         if ledger is not None:
             try:
                 for info in ledger.runs():
-                    experiments = ledger.experiments(info.name)
+                    view = follower(info.name).view(ledger, info)
                     listed.append({
                         "name": info.name, "branch": info.branch, "metric": info.metric_name,
-                        "direction": info.direction, "created": info.created, "experiments": experiment_count(experiments),
-                        "active": any(e.verdict is None for e in experiments) and run_is_active(project.root, info.name),
+                        "direction": info.direction, "created": info.created, "experiments": view.experiment_count,
+                        "active": view.active,
                     })  # fmt: skip
             finally:
                 ledger.close()
@@ -80,7 +89,11 @@ def create_app(root: Path, *, refresh: float = REFRESH_S, y_scale: str = "auto")
             info = ledger.get_run(request.path_params["run"])
             if info is None:
                 return _json({"error": f"no run named {request.path_params['run']!r}"}, 404)
-            return _json(run_view(project.root, ledger, info, diffs=False, y_scale=y_scale).to_json())
+            query = request.query_params
+            poll = follower(info.name).poll(
+                ledger, info, after=_int(query.get("after")), revision=_int(query.get("revision")), token=query.get("token")
+            )
+            return _json(poll.data, checked=True)
         finally:
             ledger.close()
 
@@ -96,8 +109,9 @@ def create_app(root: Path, *, refresh: float = REFRESH_S, y_scale: str = "auto")
             return _json({"error": "no such experiment"}, 404)
         return _json({**found.to_json(), "diff": experiment_diff(project.root, found), "output_tail": output_tail(found)})
 
-    def _json(data: Any, status: int = 200) -> Response:
-        return JSONResponse(finite_json(data), status_code=status, headers={"Cache-Control": "no-store"})
+    def _json(data: Any, status: int = 200, *, checked: bool = False) -> Response:
+        # checked: a poll's rows are made JSON-safe once, when they are read, not at every answer.
+        return JSONResponse(data if checked else finite_json(data), status_code=status, headers={"Cache-Control": "no-store"})
 
     return Starlette(
         routes=[
@@ -107,6 +121,13 @@ def create_app(root: Path, *, refresh: float = REFRESH_S, y_scale: str = "auto")
             Route("/api/runs/{run:str}/experiments/{id:int}", experiment),
         ]
     )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None  # a cursor that is no number: answer everything
 
 
 def listen(host: str, port: int) -> socket.socket:

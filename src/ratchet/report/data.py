@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -195,8 +197,17 @@ def experiment_count(experiments: list[Experiment]) -> int:
 
 def run_view(root: Path, ledger: Ledger | None, info: RunInfo, *, diffs: bool = True, y_scale: str = "auto") -> RunView:
     """Everything the views show of ``info``. ``ledger``: None before the run has one (an agent may
-    ask first); ``diffs``: read the keeps' diffs; ``y_scale``: one of :data:`Y_SCALES`."""
+    ask first); ``diffs``: read the keeps' diffs; ``y_scale``: one of :data:`Y_SCALES`. One read of
+    the ledger, one pass over the rows (and one git call per keep when ``diffs``)."""
     experiments = ledger.experiments(info.name) if ledger is not None else []
+    return view_of(root, ledger, info, experiments, diffs=diffs, y_scale=y_scale)
+
+
+def view_of(
+    root: Path, ledger: Ledger | None, info: RunInfo, experiments: Sequence[Experiment], *, diffs: bool, y_scale: str
+) -> RunView:
+    """:func:`run_view` of ``experiments`` already read (all of the run's, by id)."""
+    experiments = list(experiments)
     baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
     rows = experiment_rows(experiments)
     kept: list[KeptChange] = []
@@ -471,3 +482,136 @@ def _format(value: Any, style: str = "") -> str:
 def run_is_active(root: Path, run: str) -> bool:
     """Whether a ``ratchet run`` holds the run's lock now (the loop takes it exclusively)."""
     return run_lock_holder(root / STATE_DIR, run) is not None
+
+
+# What changes between two polls without a write to the ledger: the clock, the lock, the output of
+# the experiment in flight, the sessions' wall time. Everything else is the rows' and the events'.
+_LIVE = ("generated", "active", "lock_holder", "in_flight", "spending")
+
+
+def _json_safe(data: Any) -> Any:
+    # JSON has no NaN or infinity: they become null (as html.finite_json, which the screens share).
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _json_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_json_safe(value) for value in data]
+    return data
+
+
+@dataclass
+class Poll:
+    """What a follower of a run gets: the rows it lacks and the view's other fields."""
+
+    data: dict[str, Any]  # RunView.to_json() less the rows the asker has (and less the unchanged summary)
+    changed: bool  # anything but the live fields changed since the asker's cursor
+
+
+class RunFollower:
+    """The read model of one run kept between polls (the dashboard's): the rows are read again only
+    when the ledger's revision of the run moved (:meth:`Ledger.revision` grows with every write of
+    a row, one updated in place too, and of an event), and then only the rows written since. A poll
+    that finds nothing new costs the live fields alone: the lock, the clock, the tail in flight.
+
+    An asker holds a cursor: the last id it has, the revision and the token of the answer it got.
+    It gets the rows after that id and those whose row *in the view* changed since (a keep found
+    later moves the running best of every row after it); everything when the token is not this
+    follower's (the server restarted) or a row was deleted since."""
+
+    def __init__(self, root: Path, run: str, *, y_scale: str = "auto") -> None:
+        self.root, self.run, self.y_scale = root, run, y_scale
+        self.token = secrets.token_hex(6)
+        self._lock = threading.Lock()  # a server answers polls from several threads
+        self._info: RunInfo | None = None
+        self._revision, self._reset = -1, 0
+        self._experiments: dict[int, Experiment] = {}
+        self._view: RunView | None = None
+        self._rows: dict[int, ExperimentRow] = {}
+        self._row_json: dict[int, dict[str, Any]] = {}
+        self._row_revision: dict[int, int] = {}
+        self._summary: dict[str, Any] = {}
+        self._running: Experiment | None = None
+
+    def view(self, ledger: Ledger, info: RunInfo) -> RunView:
+        """The run's whole view, as :func:`run_view` (without diffs) reads it, from the cache."""
+        with self._lock:
+            self._refresh(ledger, info)
+            assert self._view is not None
+            return replace(self._view, **self._live(ledger, info))
+
+    def poll(self, ledger: Ledger, info: RunInfo, *, after: int | None = None, revision: int | None = None, token: str | None = None) -> Poll:
+        with self._lock:
+            self._refresh(ledger, info)
+            live = self._live(ledger, info)
+            known = token == self.token and revision is not None and revision >= self._reset
+            cursor = {"token": self.token, "revision": self._revision, "last_id": max(self._rows, default=-1)}
+            if known and revision == self._revision:
+                rows = [self._row_json[i] for i in self._rows if after is None or i > after]
+                return Poll({**self._live_json(live), "experiments": rows, "complete": False, "changed": bool(rows), "cursor": cursor}, bool(rows))
+            if known:
+                assert revision is not None
+                rows = [self._row_json[i] for i in self._rows if (after is not None and i > after) or self._row_revision[i] > revision]
+                complete = False
+            else:
+                rows, complete = list(self._row_json.values()), True
+            data = {**self._summary, **self._live_json(live), "experiments": rows, "complete": complete, "changed": True, "cursor": cursor}
+            return Poll(data, True)
+
+    def _refresh(self, ledger: Ledger, info: RunInfo) -> None:
+        revision, reset = ledger.revision(info.name)
+        if self._view is not None and revision == self._revision and info == self._info:
+            return
+        whole = self._view is None or info != self._info or reset > self._revision or revision < self._revision
+        if whole:
+            self._experiments = {}
+            read = ledger.experiments(info.name)
+        else:
+            read = ledger.experiments(info.name, changed_since=self._revision)
+        for e in read:
+            # The tails stay in the ledger: the view shows a tail only while in flight, from the logs.
+            self._experiments[e.id] = replace(e, output_tail="", guards=[replace(g, output_tail="") for g in e.guards])
+        if not whole and any(e.id < max(self._experiments) for e in read if e.id not in self._rows):
+            self._experiments = dict(sorted(self._experiments.items()))  # an id below the newest: keep id order
+        experiments = list(self._experiments.values())
+        view = view_of(self.root, ledger, info, experiments, diffs=False, y_scale=self.y_scale)
+        rows = {row.id: row for row in view.experiments}
+        for row_id, row in rows.items():
+            if whole or self._rows.get(row_id) != row:
+                self._row_json[row_id] = _json_safe(asdict(row))
+                self._row_revision[row_id] = revision
+        for gone in set(self._row_json) - set(rows):
+            del self._row_json[gone], self._row_revision[gone]
+        self._rows, self._view, self._info = rows, view, info
+        self._revision, self._reset = revision, reset
+        self._running = next((e for e in reversed(experiments) if e.verdict is None), None)
+        self._summary = {
+            f.name: _json_safe(asdict(value) if hasattr(value, "__dataclass_fields__") else _plain(value))
+            for f in fields(view)
+            if f.name not in _LIVE and f.name != "experiments"
+            for value in [getattr(view, f.name)]
+        }
+
+    def _live(self, ledger: Ledger, info: RunInfo) -> dict[str, Any]:
+        assert self._view is not None
+        holder = run_lock_holder(self.root / STATE_DIR, info.name)
+        active = self._running is not None and holder is not None
+        running = self._running  # as of the revision: a write to its row moves the revision
+        return {
+            "generated": time.time(),
+            "active": active,
+            "lock_holder": holder,
+            "in_flight": _in_flight(running) if running is not None and active else None,
+            "spending": replace(self._view.spending, wall_s=ledger.wall_spent(info.name)),
+        }
+
+    @staticmethod
+    def _live_json(live: dict[str, Any]) -> dict[str, Any]:
+        return {key: _json_safe(asdict(value) if hasattr(value, "__dataclass_fields__") else value) for key, value in live.items()}
+
+
+def _plain(value: Any) -> Any:
+    # A list of dataclasses (kept, hardware, statistics, pending_reviews) as JSON-able data.
+    if isinstance(value, list):
+        return [asdict(item) if hasattr(item, "__dataclass_fields__") else item for item in value]
+    return value

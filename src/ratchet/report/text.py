@@ -7,24 +7,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from rich.console import Console
-from rich.syntax import Syntax
-from rich.table import Table
-from rich.text import Text
-
 from ratchet.budget import hms
-from ratchet.experiment import Experiment, Pending, Verdict
-from ratchet.ledger import RunInfo
+from ratchet.experiment import Experiment, Verdict
 from ratchet.report.terminal import VERDICT_STYLE, format_change, format_metric
-from ratchet.workspace.preflight import Finding
 
 if TYPE_CHECKING:  # what a command found is only read here: the commands sit above the screens
+    from rich.console import Console
+    from rich.syntax import Syntax
+
     from ratchet.commands.analysis import Ablation
+    from ratchet.experiment import Pending
+    from ratchet.ledger import RunInfo
+    from ratchet.workspace.preflight import Finding
     from ratchet.commands.probe.findings import AttackResult, ProbeReport
     from ratchet.commands.scaffold import Recipe
 
 
 def _diff(diff: str) -> Syntax:
+    from rich.syntax import Syntax  # pygments: only for a command that prints a diff
+
     return Syntax(diff, "diff", theme="ansi_dark", background_color="default")
 
 
@@ -40,7 +41,8 @@ def print_status(console: Console, data: dict[str, Any]) -> None:
     state = f"running (pid {data['pid']})" if data["active"] else "not running"
     console.print(f"[bold]{data['run']}[/] on {data['branch']} — {state}")
     if data.get("sandbox_warning"):
-        console.print(f"[yellow]warning:[/] {data['sandbox_warning']}", highlight=False)
+        console.print("[yellow]warning:[/] ", end="")
+        console.print(data["sandbox_warning"], markup=False, highlight=False)  # "[sandbox] mode" is no markup
     change = format_change(data["baseline"], data["champion"])
     console.print(
         f"{data['metric']} ({data['direction']}): champion {format_metric(data['champion'])} "
@@ -80,16 +82,21 @@ def _budget_line(data: dict[str, Any]) -> str:
     return f"{iterations} iterations, {wall} wall time{spending}"
 
 
-def print_log(console: Console, info: RunInfo, experiments: Sequence[Experiment]) -> None:
-    """``ratchet log``: one row per experiment, its metric against the baseline's."""
-    baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
+def print_log(console: Console, info: RunInfo, experiments: Sequence[Experiment], *, baseline: Experiment | None = None) -> None:
+    """``ratchet log``: one row per experiment, its metric against the baseline's (``baseline``:
+    the run's first experiment, when ``experiments`` are a part of the run that may lack it)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    found = (e for e in (*experiments, *([baseline] if baseline else [])) if e.verdict is Verdict.BASELINE)
+    reference = next((e.metric for e in found), None)
     table = Table(title=f"{info.name}: {info.metric_name} ({info.direction})", title_justify="left")
     for column, justify in (("id", "right"), ("verdict", "left"), (info.metric_name, "right"), ("vs baseline", "right"), ("commit", "left"), ("hypothesis", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for e in experiments:
         table.add_row(
             str(e.id), _verdict(e), format_metric(e.metric),
-            format_change(baseline, e.metric) if e.verdict is not Verdict.BASELINE else "",
+            format_change(reference, e.metric) if e.verdict is not Verdict.BASELINE else "",
             (e.commit or "")[:7], Text(" ".join(e.hypothesis.split())),  # Text: "[tuning …]" is not markup
         )  # fmt: skip
     console.print(table)
@@ -120,6 +127,9 @@ def print_experiment(console: Console, info: RunInfo, e: Experiment, diff: str) 
 
 def print_ablation(console: Console, run: str, results: Sequence[Ablation]) -> None:
     """``ratchet ablate``: whether each kept commit contributes, then the ones that do not."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"{run}: leave-one-out", title_justify="left")
     for column in ("id", "commit", "contributes", "hypothesis", "detail"):
         table.add_column(column)
