@@ -39,6 +39,11 @@ if [ -f crash.txt ]; then echo "Traceback: the candidate crashed" >&2; exit 1; f
 cat value.txt"""
 
 
+# The guard of --failing-guard: 2 KB of a test suite's output, then it fails on every change of the value.
+GUARD = """i=0; while [ $i -lt 40 ]; do echo "test_case_$i ... FAILED: expected 1, got 2"; i=$((i+1)); done
+[ "$(cat value.txt)" -ge 1000000 ]"""
+
+
 def rss_kb() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -53,6 +58,7 @@ def make_repo(root: Path) -> Path:
     (root / "target.txt").write_text("original\n")
     (root / "value.txt").write_text("1000000\n")
     (root / "metric.sh").write_text(METRIC + "\n")
+    (root / "guard.sh").write_text(GUARD + "\n")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=GIT_ENV)
@@ -101,7 +107,7 @@ class Checkpoints(RunObserver):
             self.snapshots[experiment.id] = tracemalloc.take_snapshot()
 
 
-def config_text(sandbox: str, command_proposer: bool) -> str:
+def config_text(sandbox: str, command_proposer: bool, failing_guard: bool = False) -> str:
     # The command proposer: a program that changes the target file (the ledger refuses a repeat).
     proposer = "date +%N > target.txt; echo no-op" if command_proposer else "true"
     return f"""
@@ -109,7 +115,7 @@ def config_text(sandbox: str, command_proposer: bool) -> str:
 name = "memory"
 [scope]
 mutable = ["target.txt", "value.txt", "crash.txt"]
-harness = ["metric.sh"]
+harness = ["metric.sh", "guard.sh"]
 [metric]
 command = "sh metric.sh"
 direction = "minimize"
@@ -120,7 +126,7 @@ kind = "command"
 command = "{proposer}"
 [sandbox]
 mode = "{sandbox}"
-"""
+""" + ('[[guards]]\nname = "tests"\ncommand = "sh guard.sh"\n' if failing_guard else "")
 
 
 def log_usage(logs: Path) -> tuple[int, int, int]:
@@ -141,6 +147,7 @@ def main() -> None:
     parser.add_argument("--at", default="100,500,1000", help="experiment ids to print RSS at (comma-separated)")
     parser.add_argument("--keep-every", type=int, default=0, help="every K-th proposal is a keep (0: never)")
     parser.add_argument("--crash-every", type=int, default=0, help="every K-th proposal crashes (0: never)")
+    parser.add_argument("--failing-guard", action="store_true", help="a guard that fails every would-be keep (with --keep-every)")
     parser.add_argument("--command-proposer", action="store_true", help="the command proposer (a program) instead of the in-process one")
     parser.add_argument("--sandbox", default="off", help="[sandbox] mode (off: the harness's own cost)")
     parser.add_argument("--trace", action="store_true", help="tracemalloc's top growth between the first and last checkpoints")
@@ -154,18 +161,20 @@ def main() -> None:
         repo = make_repo(Path(tmp) / "repo")
         watch = Checkpoints(at, args.trace)
         proposer = None if args.command_proposer else Scripted(args.keep_every, args.crash_every)
-        config = parse_config(config_text(args.sandbox, args.command_proposer))
+        config = parse_config(config_text(args.sandbox, args.command_proposer, args.failing_guard))
         Loop(repo, config, proposer=proposer, iterations=args.n, observer=watch).run()
         files, empty, size = log_usage(repo / ".ratchet" / "runs" / "memory" / "logs")
     first = at[0] if at else None
     kind = "command proposer" if args.command_proposer else f"keep every {args.keep_every or '-'}, crash every {args.crash_every or '-'}"
-    print(f"{args.n} experiments ({kind}, sandbox {args.sandbox})")
+    guard = ", a failing guard" if args.failing_guard else ""
+    print(f"{args.n} experiments ({kind}{guard}, sandbox {args.sandbox})")
     for exp_id in at:
         growth = f"{(watch.rss[exp_id] / watch.rss[first] - 1):+.1%}" if first is not None and exp_id != first else ""
         print(f"  RSS at experiment {exp_id:>5}: {watch.rss[exp_id] / 1024:7.1f} MiB  {growth:>7}   ({watch.times[exp_id]:.0f} s)")
     print(f"  logs: {files / args.n:.2f} files per experiment ({empty / args.n:.2f} empty), {size / args.n / 1024:.1f} KB per experiment"
           f" ({files} files, {size / 1024:.0f} KB in all)")
     if args.trace and len(at) >= 2:
+        print("(tracing: the RSS above includes tracemalloc's own bookkeeping)")
         print(f"\ntracemalloc, top growth from experiment {at[0]} to {at[-1]}:")
         for stat in watch.snapshots[at[-1]].compare_to(watch.snapshots[at[0]], "traceback")[:8]:
             print(f"  {stat.size_diff / 1024:+8.1f} KiB {stat.count_diff:+7d} blocks")

@@ -50,6 +50,35 @@ class Verdict(str, enum.Enum):
         return self in (Verdict.CRASH, Verdict.TIMEOUT)
 
 
+class TailSource(Protocol):
+    """Where an experiment's output tail can be read when someone asks for it: its log files on
+    disk (:class:`ratchet.measure.runner.LogTail`), the ledger's row."""
+
+    def read(self) -> str: ...
+
+
+class OutputTail:
+    """``Experiment.output_tail``: a string, or a :class:`TailSource` read each time it is asked for.
+
+    A long run keeps every experiment in its history; the tails (4 KB each, twice that as
+    text with a "…") are read by few: the ledger's row, the last failure a proposer is told,
+    the report. So the loop sets the source and nothing holds the text. (Also
+    ``GuardResult.output_tail``: a frozen dataclass sets it through the descriptor too.)
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, instance: object | None, owner: type) -> str:
+        if instance is None:
+            return ""  # the dataclass field's default
+        value: str | TailSource = instance.__dict__.get(self.slot, "")
+        return value if isinstance(value, str) else value.read()
+
+    def __set__(self, instance: object, value: str | TailSource) -> None:
+        instance.__dict__[self.slot] = value
+
+
 @dataclass(frozen=True)
 class GuardResult:
     name: str
@@ -59,8 +88,8 @@ class GuardResult:
     reason: str = ""
     skipped: bool = False
     # The end of a failing guard's output (capped): what a person or an agent needs to see
-    # why it failed, shown wherever the verdict is. Empty when it passed.
-    output_tail: str = ""
+    # why it failed, shown wherever the verdict is. Empty when it passed. Text, or where to read it.
+    output_tail: OutputTail = OutputTail()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,34 +148,6 @@ class Comparison:
         else:
             how = ", its recorded score"
         return f"{change}vs champion {self.champion:.6g}{how}"
-
-
-class TailSource(Protocol):
-    """Where an experiment's output tail can be read when someone asks for it: its log files on
-    disk (:class:`ratchet.measure.runner.LogTail`), the ledger's row."""
-
-    def read(self) -> str: ...
-
-
-class OutputTail:
-    """``Experiment.output_tail``: a string, or a :class:`TailSource` read each time it is asked for.
-
-    A long run keeps every experiment in its history; the tails (4 KB each, twice that as
-    text with a "…") are read by few: the ledger's row, the last failure a proposer is told,
-    the report. So the loop sets the source and nothing holds the text.
-    """
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = "_" + name
-
-    def __get__(self, instance: object | None, owner: type) -> str:
-        if instance is None:
-            return ""  # the dataclass field's default
-        value: str | TailSource = instance.__dict__.get(self.slot, "")
-        return value if isinstance(value, str) else value.read()
-
-    def __set__(self, instance: object, value: str | TailSource) -> None:
-        instance.__dict__[self.slot] = value
 
 
 @dataclass

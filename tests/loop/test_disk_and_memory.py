@@ -86,3 +86,32 @@ def test_a_resumed_runs_history_reads_tails_from_the_ledger(number_repo):
     assert seen["discard"] == experiments[1].output_tail == "--- stdout ---\nmetric: 12.0"
     failure = seen["failure"]
     assert isinstance(failure, dict) and failure["id"] == 2 and "ValueError" in failure["tail"]
+
+
+GUARD = """
+[[guards]]
+name = "big-enough"
+command = "{python} -c \\"import sys; v = float(open('value.txt').read()); print('value', v, 'is too small'); sys.exit(v < 8)\\""
+"""
+
+
+def test_a_failing_guards_tail_is_read_from_disk_and_kept_in_the_ledger(number_repo):
+    from conftest import NUMBER_CONFIG
+
+    repo = number_repo(NUMBER_CONFIG + GUARD)
+    seen: dict[str, object] = {}
+
+    def look(context: ProposalContext) -> Proposal:
+        (guard,) = context.history[-1].guards
+        seen["held"] = isinstance(vars(guard).get("_output_tail"), str)
+        seen["tail"] = guard.output_tail
+        seen["feedback"] = guard.failure_text()
+        return number(9, "big enough")
+
+    experiments = run_loop(repo, [number(7, "too small"), look], 2)
+    assert [e.verdict for e in experiments] == [Verdict.BASELINE, Verdict.DISCARD, Verdict.KEEP]
+    assert seen["held"] is False
+    assert seen["tail"] == "--- stdout ---\nvalue 7.0 is too small"
+    assert "guard big-enough failed" in str(seen["feedback"]) and "    value 7.0 is too small" in str(seen["feedback"])
+    (guard,) = experiments[1].guards  # the ledger's row keeps the text
+    assert not guard.passed and guard.output_tail == "--- stdout ---\nvalue 7.0 is too small"

@@ -33,7 +33,7 @@ def evaluate_guard(spec: GuardSection, result: CommandResult | None, champion_va
     found = _evaluate_guard(spec, result, champion_value)
     if found.passed or result is None:
         return found
-    return dataclasses.replace(found, output_tail=result.tail(GUARD_TAIL_BYTES))
+    return dataclasses.replace(found, output_tail=result.log_tail(GUARD_TAIL_BYTES))  # read from disk when asked for
 
 
 def _evaluate_guard(spec: GuardSection, result: CommandResult | None, champion_value: float | None) -> GuardResult:
