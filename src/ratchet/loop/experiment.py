@@ -204,6 +204,11 @@ class ExperimentRun:
             # abandoned one's is not to be trusted or compared.
             experiment.metric = None
         self.ledger.update(experiment)
+        if self.candidate is not None and self.candidate.diff is None:
+            # An in-place candidate's diff is made only now that it will not be kept (a keep's
+            # commit is its diff): the same git call gives what a discard puts back.
+            self.candidate = self.parts.workspace.describe(self.candidate)
+            self.save_diff(self.candidate)
         self.parts.workspace.discard(self.leftovers, self.candidate)
         self.step = step
 

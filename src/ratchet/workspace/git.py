@@ -15,11 +15,13 @@ from ratchet.state import STATE_DIR
 BRANCH_PREFIX = "ratchet/"  # a run's branch is ratchet/<run>
 
 # Every git call: no hooks (a candidate must not get code run by ratchet's own commits), no
-# signing prompts, no background gc pauses between experiments.
+# signing prompts, no background gc pauses between experiments (gc.auto=0 does not stop the
+# `git maintenance run --auto` child every commit starts: maintenance.auto=false does).
 _GIT_FLAGS = (
     "-c", "core.hooksPath=/dev/null",
     "-c", "commit.gpgsign=false",
     "-c", "gc.auto=0",
+    "-c", "maintenance.auto=false",
     "-c", "core.fsmonitor=false",
     "-c", "advice.detachedHead=false",
     "-c", "log.showSignature=false",
@@ -143,6 +145,53 @@ class RunChampion:
     def where(self) -> str:
         """Which commit it is, in words for a report."""
         return f"the champion of run {self.run!r}" if self.on_branch else "HEAD"
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _object_id(text: str) -> str | None:
+    text = text.strip()
+    return text if len(text) in (40, 64) and set(text) <= _HEX else None
+
+
+def read_ref(common_dir: Path, ref: str) -> str | None:
+    """The commit ``ref`` (``refs/heads/...``) points at, read from the ref files: the loose ref,
+    else packed-refs. None when unsure (a symbolic ref, reftable, anything unexpected): ask git then.
+    Reading a file costs no process; git would read the same files."""
+    if (common_dir / "reftable").exists() or not ref.startswith("refs/"):
+        return None
+    try:
+        loose = (common_dir / ref).read_text()
+    except FileNotFoundError:
+        loose = None
+    except OSError:
+        return None
+    if loose is not None:
+        return _object_id(loose)
+    try:
+        packed = (common_dir / "packed-refs").read_text()
+    except FileNotFoundError:
+        return ""  # neither loose nor packed: there is no such ref
+    except OSError:
+        return None
+    for line in packed.splitlines():
+        if line[:1] not in ("#", "^") and line.endswith(" " + ref):
+            return _object_id(line[: -len(ref) - 1])
+    return ""
+
+
+def read_head(gitdir: Path) -> tuple[str, str] | None:
+    """A checkout's HEAD from its file: ("ref", "refs/heads/...") or ("commit", sha); None when unsure."""
+    try:
+        text = (gitdir / "HEAD").read_text()
+    except OSError:
+        return None
+    if text.startswith("ref: "):
+        ref = text[len("ref: ") :].strip()
+        return ("ref", ref) if ref.startswith("refs/") and "\n" not in ref else None
+    sha = _object_id(text)
+    return ("commit", sha) if sha else None
 
 
 def branch_tip(repo_root: Path, run: str) -> str:

@@ -10,7 +10,8 @@ import difflib
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Mapping
 
@@ -25,7 +26,10 @@ from ratchet.workspace.git import (
     WorkspaceError,
     branch_tip,
     git,
+    git_bytes,
     parse_porcelain,
+    read_head,
+    read_ref,
 )
 from ratchet.workspace.gitguard import GitGuard, restore_dotgit, worktree_gitdir
 from ratchet.workspace.scope import Globs
@@ -52,15 +56,27 @@ class GitTampered(ScopeViolation):
 
 
 @dataclass(frozen=True)
+class Original:
+    """A path as the champion has it: a regular file's bytes (``mode``: its git mode, None when
+    the file's mode was not touched) or a symlink's target."""
+
+    data: bytes
+    mode: int | None = None
+    link: bool = False
+
+
+@dataclass(frozen=True)
 class Candidate:
     """The proposal as applied to the worktree."""
 
     paths: tuple[str, ...]  # every path the proposal changes
     new_paths: frozenset[str]  # those that did not exist at the champion
-    diff: str | None  # a unified diff, when it was cheap to make while applying
-    # For edits that only rewrote regular files or added new ones: the champion's text of each
-    # path (None for new files), so a discard can put them back without a git process.
-    originals: Mapping[str, str | None] | None = None
+    # A unified diff; None for in-place changes until :meth:`Workspace.describe` (a keep needs
+    # none: its commit is its diff).
+    diff: str | None
+    # The champion's side of each path (None for new files), when known: a discard puts them
+    # back without a git process.
+    originals: Mapping[str, Original | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,12 +100,14 @@ class Leftovers:
         return any(c.status in ("??", "!!") and c.path not in kept for c in self.changed)
 
 
-def _unified_diff(path: str, old: str | None, new: str | None) -> str:
+def _unified_diff(path: str, old: str | None, new: str | None, old_mode: int = 0o100644, new_mode: int = 0o100644) -> str:
     header = f"diff --git a/{path} b/{path}\n"
     if old is None:
-        header += "new file mode 100644\n"
+        header += f"new file mode {new_mode:o}\n"
     elif new is None:
-        header += "deleted file mode 100644\n"
+        header += f"deleted file mode {old_mode:o}\n"
+    elif old_mode != new_mode:
+        header += f"old mode {old_mode:o}\nnew mode {new_mode:o}\n"
     lines = difflib.unified_diff(
         (old or "").splitlines(keepends=True),
         (new or "").splitlines(keepends=True),
@@ -97,6 +115,71 @@ def _unified_diff(path: str, old: str | None, new: str | None) -> str:
         tofile=f"b/{path}" if new is not None else "/dev/null",
     )
     return header + "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def _text(original: Original | None) -> str | None:
+    """A file's bytes as text for a unified diff; None for binary (a NUL byte, or not UTF-8)."""
+    if original is None or b"\0" in original.data[:8000]:
+        return None
+    try:
+        return original.data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _tree_mode(tree: bytes, name: bytes, width: int) -> int | None:
+    """The git mode of entry ``name`` in a raw tree object (``<mode> <name>\\0<id>`` each)."""
+    at = 0
+    while at < len(tree):
+        space = tree.index(b" ", at)
+        nul = tree.index(b"\0", space)
+        if tree[space + 1 : nul] == name:
+            return int(tree[at:space], 8)
+        at = nul + 1 + width
+    return None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _patch_paths(patch: str) -> list[str]:
+    """The paths a patch names in its headers (``--- a/x``, ``+++ b/x``, ``rename to x``), as
+    ``git apply -p1`` reads them; quoted or odd names are left out (git's --numstat then says)."""
+    paths: list[str] = []
+    for line in patch.splitlines():
+        if line.startswith(("--- ", "+++ ")):
+            name = line[4:].split("\t")[0].strip()
+            if name != "/dev/null" and "/" in name and not name.startswith('"'):
+                paths.append(name.split("/", 1)[1])
+        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            name = line.split(" ", 2)[2].strip()
+            if not name.startswith('"'):
+                paths.append(name)
+    return list(dict.fromkeys(paths))
+
+
+def _numstat_paths(out: str) -> list[str] | None:
+    """The paths of ``git apply --numstat -z``: ``added\\tdeleted\\tpath\\0``, or for a rename
+    ``added\\tdeleted\\t\\0old\\0new\\0``; None when it reads otherwise."""
+    paths: list[str] = []
+    fields = out.split("\0")
+    at = 0
+    while at < len(fields) and fields[at]:
+        parts = fields[at].split("\t", 2)
+        if len(parts) != 3:
+            return None
+        if parts[2]:
+            paths.append(parts[2])
+            at += 1
+        else:
+            if at + 2 >= len(fields):
+                return None
+            paths += [fields[at + 1], fields[at + 2]]
+            at += 3
+    return list(dict.fromkeys(paths))
 
 
 def _remove_empty_parents(folder: Path, stop: Path) -> None:
@@ -203,8 +286,10 @@ class Workspace:
         """The user's git identity if configured, otherwise "ratchet" (a fresh machine has none)."""
         if self._identity_env is None:
             env = dict(GIT_ENV)
-            name = git(self.repo_root, "config", "user.name", check=False).strip()
-            email = git(self.repo_root, "config", "user.email", check=False).strip()
+            # One git process for both (exit 1 when neither is set).
+            found = git(self.repo_root, "config", "--get-regexp", r"^user\.(name|email)$", check=False)
+            keys = {line.split(" ", 1)[0]: line.partition(" ")[2].strip() for line in found.splitlines()}
+            name, email = keys.get("user.name", ""), keys.get("user.email", "")
             if not (name and email):
                 env.update(_FALLBACK_IDENTITY)
             self._identity_env = env
@@ -213,7 +298,25 @@ class Workspace:
     # ------------------------------------------------------------ reading
 
     def champion(self) -> str:
+        """The worktree's HEAD commit: from the ref files (no process), else from git."""
+        head = self._head()
+        if head is not None:
+            kind, value = head
+            sha = value if kind == "commit" else read_ref(self._common_dir(), value)
+            if sha:
+                return sha
         return git(self.worktree, "rev-parse", "HEAD").strip()
+
+    def _head(self) -> tuple[str, str] | None:
+        """The worktree's HEAD as its gitdir's HEAD file says; None when unsure."""
+        try:
+            dotgit = (self.worktree / ".git").read_bytes()
+        except IsADirectoryError:
+            return read_head(self.worktree / ".git")
+        except OSError:
+            return None
+        gitdir = worktree_gitdir(dotgit, self.worktree)
+        return read_head(gitdir) if gitdir is not None else None
 
     def tracked_files(self, commit: str = "HEAD", cwd: Path | None = None) -> list[str]:
         out = git(cwd or self.worktree, "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
@@ -245,19 +348,55 @@ class Workspace:
         if proposal.edits:
             return self._write_edits(proposal.edits)
         if proposal.patch is not None:
-            patch_file.write_text(proposal.patch, errors="surrogateescape")
-            try:
-                git(self.worktree, "apply", "--whitespace=nowarn", str(patch_file))
-            except GitError as exc:
-                raise ScopeViolation(f"the patch does not apply: {exc}") from None
-            return self.check_scope(diff=proposal.patch)
+            return self._apply_patch(proposal.patch, patch_file)
         self._adopt_proposer_commits()
         self.adopt_commits_since(champion)
+        changes = parse_porcelain(git(self.worktree, "status", "--porcelain", "-z", "--no-renames", "-uall", "--ignored=matching"))
         # What the program left in files git ignores is neither checked nor ever committed, yet
         # it would be measured: a sourceless `pathlib.pyc` at the root shadows the standard
-        # library for the harness's own scripts. Only the candidate's visible changes are measured.
-        git(self.worktree, "clean", "-fdXq")
-        return self.check_scope(diff=None)
+        # library for the harness's own scripts. Only the candidate's visible changes are measured
+        # (removed here, from the same git status: `git clean -X` would cost a process).
+        self._remove([c.path for c in changes if c.status == "!!"])
+        # The diff waits for the verdict: a keep's commit is its diff; a discard asks git once (describe).
+        return self._scoped([c for c in changes if c.status != "!!"], diff=None)
+
+    def _apply_patch(self, patch: str, patch_file: Path) -> Candidate:
+        """``git apply``, which also names every path it changed (git's own view, --numstat);
+        the champion's side of the paths the patch names is read first, for a discard without git."""
+        patch_file.write_text(patch, errors="surrogateescape")
+        before = self._snapshot(_patch_paths(patch))
+        try:
+            out = git_bytes(self.worktree, "apply", "--whitespace=nowarn", "--numstat", "-z", "--apply", str(patch_file))
+        except GitError as exc:
+            raise ScopeViolation(f"the patch does not apply: {exc}") from None
+        paths = _numstat_paths(out.decode(errors="surrogateescape"))
+        if paths is None or not set(paths) <= set(before):
+            return self.check_scope(diff=patch)  # a path the patch's headers did not name plainly: ask git status
+        if not paths:
+            raise ScopeViolation("the proposal changes nothing")
+        changes = [Change("??" if before[path] is None else " M", path) for path in paths]
+        candidate = self._scoped(changes, diff=patch)
+        return replace(candidate, originals={path: before[path] for path in paths})
+
+    def _snapshot(self, paths: list[str]) -> dict[str, Original | None]:
+        """The clean champion worktree's side of ``paths`` (None: absent); paths it cannot say are left out."""
+        out: dict[str, Original | None] = {}
+        for path in paths:
+            if not is_safe_relative(path):
+                continue
+            full = self.worktree / path
+            try:
+                info = os.lstat(full)
+            except FileNotFoundError:
+                out[path] = None
+                continue
+            except OSError:
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                out[path] = Original(os.fsencode(os.readlink(full)), link=True)
+            elif stat.S_ISREG(info.st_mode):
+                out[path] = Original(full.read_bytes(), 0o100755 if info.st_mode & stat.S_IXUSR else 0o100644)
+        return out
 
     def _write_edits(self, edits: Mapping[str, str | None]) -> Candidate:
         root = os.path.realpath(self.worktree)
@@ -290,11 +429,12 @@ class Workspace:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8", errors="surrogateescape")
         restorable = not symlinks and all(new is not None for _, _, new in changes)
+        originals = {path: None if old is None else Original(old.encode("utf-8", "surrogateescape")) for path, old, _ in changes}
         return Candidate(
             paths=tuple(path for path, _, _ in changes),
             new_paths=frozenset(path for path, old, _ in changes if old is None),
             diff="".join(_unified_diff(path, old, new) for path, old, new in changes),
-            originals={path: old for path, old, _ in changes} if restorable else None,
+            originals=originals if restorable else None,
         )
 
     def _check_path(self, path: str) -> None:
@@ -308,7 +448,13 @@ class Workspace:
     def _adopt_proposer_commits(self) -> None:
         # Some agents commit (aider does by default) or even switch branches. Commits on top
         # of the champion become part of the proposal; anything else is refused.
-        head = git(self.worktree, "symbolic-ref", "--quiet", "HEAD", check=False).strip()
+        if (self.worktree / ".git").read_bytes() != self._dotgit:
+            raise ScopeViolation("the proposer changed the worktree's .git file")
+        found = self._head()
+        if found is not None:
+            head = found[1] if found[0] == "ref" else ""
+        else:
+            head = git(self.worktree, "symbolic-ref", "--quiet", "HEAD", check=False).strip()
         if head != f"refs/heads/{self.branch}":
             raise ScopeViolation(f"the proposer moved the worktree off {self.branch}")
         if (self.worktree / ".git").read_bytes() != self._dotgit:
@@ -323,9 +469,22 @@ class Workspace:
             git(self.worktree, "reset", "--quiet", "--soft", champion)
 
     def check_scope(self, diff: str | None) -> Candidate:
+        """The worktree's changes (from git status) as a candidate inside the scope; with ``diff``
+        None, git makes the diff."""
+        candidate = self._scoped(self.status(), diff)
+        if diff is None:
+            changed = candidate.paths
+            git(self.worktree, "add", "-A", "--", *changed)
+            diff = git(self.worktree, "diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", "--", *changed)
+            candidate = replace(candidate, diff=diff)
+        return candidate
+
+    def _scoped(self, changes: list[Change], diff: str | None) -> Candidate:
+        """Raise :class:`ScopeViolation` unless every changed path is a plain path inside the scope
+        (symlinks included: where they lead)."""
         changed, new = [], set()
         root = os.path.realpath(self.worktree)
-        for change in self.status():
+        for change in changes:
             path = change.path
             self._check_path(path)
             full = self.worktree / path
@@ -339,9 +498,6 @@ class Workspace:
                 new.add(path)
         if not changed:
             raise ScopeViolation("the proposal changes nothing")
-        if diff is None:
-            git(self.worktree, "add", "-A", "--", *changed)
-            diff = git(self.worktree, "diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", "--", *changed)
         return Candidate(paths=tuple(changed), new_paths=frozenset(new), diff=diff)
 
     def change_id(self, candidate: Candidate) -> str:
@@ -424,29 +580,138 @@ class Workspace:
             return
         self.cleanup(leftovers, None)
 
-    def _restore(self, leftovers: Leftovers, candidate: Candidate) -> bool:
-        """Undo plain file edits in place when git saw nothing else change (saves a `git reset`)."""
-        originals = candidate.originals
+    def describe(self, candidate: Candidate) -> Candidate:
+        """The candidate with its diff and the champion's side of its paths (one ``git cat-file``),
+        for an in-place candidate that will not be kept. Where the diff needs git's own format (a
+        binary file, a symlink, a submodule), git makes it, and a discard then resets."""
+        if candidate.diff is not None:
+            return candidate
+        champion = self.champion()
+        originals = self._champion_side(champion, candidate.paths)
+        parts: list[str] = []
+        for path in candidate.paths if originals is not None else ():
+            old = originals[path] if originals is not None else None
+            new = self._snapshot([path]).get(path, "unreadable")
+            if isinstance(new, str) or (old is not None and (old.link or old.mode not in (0o100644, 0o100755))):
+                originals = None
+                break
+            if new is not None and new.link:
+                originals = None
+                break
+            old_text, new_text = _text(old), _text(new)
+            if (old is not None and old_text is None) or (new is not None and new_text is None):
+                originals = None  # binary: git's diff
+                break
+            parts.append(_unified_diff(path, old_text, new_text, old.mode or 0o100644 if old else 0o100644,
+                                       new.mode or 0o100644 if new else 0o100644))
         if originals is None:
+            changed = candidate.paths
+            git(self.worktree, "add", "-A", "--", *changed)
+            diff = git(self.worktree, "diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", "--", *changed)
+            return replace(candidate, diff=diff, originals=None)
+        return replace(candidate, diff="".join(parts), originals=originals)
+
+    def _champion_side(self, champion: str, paths: tuple[str, ...]) -> dict[str, Original | None] | None:
+        """Each path's blob and git mode at ``champion`` (None: not there), from one ``cat-file --batch``
+        asking for the blobs and their folders' trees; None when git's answer is not plain."""
+        if any("\n" in path for path in paths):
+            return None
+        folders = sorted({os.path.dirname(path) for path in paths})
+        requests = [f"{champion}:{path}" for path in paths] + [f"{champion}:{folder}" if folder else f"{champion}^{{tree}}" for folder in folders]
+        out = git_bytes(self.worktree, "cat-file", "--batch", input=("\n".join(requests) + "\n").encode(errors="surrogateescape"))
+        answers: list[bytes | None] = []
+        at = 0
+        for _ in requests:
+            line_end = out.index(b"\n", at)
+            header = out[at:line_end].split()
+            at = line_end + 1
+            if header[-1] == b"missing" or len(header) != 3:
+                answers.append(None)
+                continue
+            size = int(header[2])
+            answers.append(out[at : at + size])
+            at += size + 1
+        blobs, trees = answers[: len(paths)], dict(zip(folders, answers[len(paths) :]))
+        width = len(champion) // 2  # the tree's binary object ids: 20 bytes (sha1) or 32 (sha256)
+        result: dict[str, Original | None] = {}
+        for path, blob in zip(paths, blobs):
+            tree = trees.get(os.path.dirname(path))
+            if blob is None:
+                result[path] = None
+                continue
+            mode = _tree_mode(tree, os.path.basename(path).encode(errors="surrogateescape"), width) if tree is not None else None
+            if mode is None:
+                return None
+            result[path] = Original(blob, mode, link=mode == 0o120000)
+        return result
+
+    def _restore(self, leftovers: Leftovers, candidate: Candidate) -> bool:
+        """Put the candidate's paths back from their originals and remove what the measurement
+        left untracked, in Python, when git saw nothing else change (saves a `git reset` and a `git clean`)."""
+        originals = candidate.originals
+        if originals is None or any(original is not None and original.link for original in originals.values()):
             return False
-        expected = {(" M" if old is not None else "??", path) for path, old in originals.items()}
-        if any((change.status, change.path) not in expected for change in leftovers.changed):
-            return False
+        stray: list[str] = []
+        for change in leftovers.changed:
+            original = originals.get(change.path, "absent")
+            if original == "absent":
+                if change.status not in ("??", "!!"):
+                    return False  # a tracked file outside the candidate changed: git puts it back
+                stray.append(change.path)
+            elif change.status not in ("??" if original is None else (" M", " D")):
+                return False
         for path, old in originals.items():
             target = self.worktree / path
+            if not self._inside(target.parent):
+                return False
             if old is None:
-                target.unlink(missing_ok=True)
-                _remove_empty_parents(target.parent, self.worktree)
-            else:
-                target.write_text(old, encoding="utf-8", errors="surrogateescape")
+                self._remove([path])
+                continue
+            if os.path.lexists(target) and (target.is_symlink() or target.is_dir()):
+                self._remove([path])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(old.data)
+            if old.mode is not None:
+                executable = old.mode == 0o100755
+                current = os.stat(target).st_mode
+                if bool(current & stat.S_IXUSR) != executable:
+                    umask = _umask()
+                    os.chmod(target, (current | (0o111 & ~umask)) if executable else (current & ~0o111))
+        self._remove(stray)
         return True
 
     def cleanup(self, leftovers: Leftovers | None, kept: Candidate | None) -> None:
-        """Back to the champion, clean. With ``leftovers`` known, skip the git calls that would do nothing."""
+        """Back to the champion, clean. With ``leftovers`` known, skip the git calls that would do
+        nothing, and remove untracked leftovers in Python."""
         if leftovers is None or leftovers.needs_reset(kept):
             git(self.worktree, "reset", "--quiet", "--hard")
-        if leftovers is None or leftovers.needs_clean(kept):
+        if leftovers is None:
             git(self.worktree, "clean", "-ffdxq")
+        elif leftovers.needs_clean(kept):
+            new = kept.new_paths if kept else frozenset()
+            self._remove([c.path for c in leftovers.changed if c.status in ("??", "!!") and c.path not in new])
+
+    def _inside(self, folder: Path) -> bool:
+        root = os.path.realpath(self.worktree)
+        real = os.path.realpath(folder)
+        return real == root or real.startswith(root + os.sep)
+
+    def _remove(self, paths: list[str]) -> None:
+        """Remove untracked or ignored paths git listed (a folder with all it holds; a symlink, not
+        what it leads to), then the folders they leave empty: what `git clean -ffdx` does for them."""
+        for path in paths:
+            path = path.rstrip("/")
+            target = self.worktree / path
+            if not is_safe_relative(path) or not self._inside(target.parent):
+                continue
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                try:
+                    target.unlink()
+                except FileNotFoundError:
+                    pass
+            _remove_empty_parents(target.parent, self.worktree)
 
     def drop_leftovers(self, candidate: Candidate) -> None:
         """Remove what a measurement left in the worktree, keeping the candidate's own changes
@@ -491,8 +756,8 @@ def reference_checkout(repo_root: Path, folder: Path, commit: str) -> Path:
         git(repo_root, "worktree", "prune")
         folder.parent.mkdir(parents=True, exist_ok=True)
         git(repo_root, "worktree", "add", "--quiet", "--detach", str(folder), commit)
-    else:
-        git(folder, "checkout", "--quiet", "--force", "--detach", commit)
-    git(folder, "reset", "--quiet", "--hard", commit)
+        return folder  # fresh: at the commit and clean already
+    # --force puts every tracked file at the commit (what a `reset --hard` after it would do again).
+    git(folder, "checkout", "--quiet", "--force", "--detach", commit)
     git(folder, "clean", "-ffdxq")
     return folder
