@@ -538,3 +538,40 @@ def test_a_dropped_variable_is_named_for_proposer_and_metric(number_repo):
 # ---------------------------------------------------------------- doctor: guards and the sandbox
 
 
+
+
+# ---------------------------------------------------------------- one process per command
+
+
+def test_direct_argv_only_where_no_shell_is_needed():
+    from ratchet.measure.sandbox import direct_argv
+
+    assert direct_argv("python3 train.py --lr=0.1 'a b'") == ["python3", "train.py", "--lr=0.1", "a b"]
+    assert direct_argv("cat value.txt") == ["cat", "value.txt"]
+    for needs_shell in ("echo 1", "true", "a | b", "a && b", "x > f", "echo $HOME", "ls *.py", "FOO=1 prog", "cd x; y",
+                        "prog ~/f", "a\nb", "prog # comment", "", "prog 'unbalanced"):  # fmt: skip
+        assert direct_argv(needs_shell) is None, needs_shell
+
+
+@pytest.mark.parametrize("sandboxed", [True, False])
+def test_a_command_without_shell_syntax_runs_as_its_argv(checkout, sandboxed, request):
+    if sandboxed:
+        request.getfixturevalue("sandbox_required")
+    (checkout / "argv.py").write_text("import os, sys\nprint(sys.argv[1:])\nprint(os.getppid())\n")
+    result = run(contained(sandboxed), f'{sys.executable} argv.py a "b c"', checkout, env={"PATH": os.environ["PATH"]})
+    assert result.ok, result.read("both")
+    argv, parent = result.read().splitlines()
+    assert argv == "['a', 'b c']"
+    # Its parent: ratchet itself outside the sandbox; inside, the wrapper (the namespace's first
+    # process, which names what is left), not a second shell.
+    assert int(parent) == (1 if sandboxed else os.getpid())
+
+
+def test_a_script_without_interpreter_line_still_runs_through_the_shell(checkout):
+    script = checkout / "plain.sh"
+    script.write_text("echo from-the-shell\n")
+    script.chmod(0o755)
+    result = run(contained(False), "./plain.sh", checkout)
+    assert result.ok and result.read().strip() == "from-the-shell"
+    missing = run(contained(False), "no-such-program-here", checkout)
+    assert missing.exit_code == 127 and "not found" in missing.read("stderr")

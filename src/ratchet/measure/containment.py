@@ -31,6 +31,7 @@ from ratchet.measure.runner import CommandResult, Launch, read_tail, run_process
 from ratchet.measure.sandbox import (
     Sandbox,
     SandboxError,
+    direct_argv,
     expand,
     hidden_path_hint,
     interpreter_paths,
@@ -138,13 +139,31 @@ class Containment:
     ) -> CommandResult:
         """The one runner, with what containment adds: the sandbox's argv, the limits (in the child,
         and a cgroup), the output cap, and the leftovers found and named."""
+        if self.sandbox is None and (direct := _found(direct_argv(command), env.get("PATH", ""), cwd)) is not None:
+            try:  # no shell where the command needs none: one process fewer
+                return self._launch(command, direct, cwd, timeout, log_prefix, env, should_abandon, writable)
+            except OSError:
+                pass  # e.g. a script without #! line: the shell runs it, as it would have
+        if self.sandbox is not None:
+            argv = tuple(self.sandbox.argv(command, workdir=cwd, writable=writable, path=env.get("PATH", "")))
+        else:
+            argv = ("/bin/sh", "-c", command)
+        return self._launch(command, argv, cwd, timeout, log_prefix, env, should_abandon, writable)
+
+    def _launch(
+        self,
+        command: str,
+        argv: tuple[str, ...],
+        cwd: Path,
+        timeout: float,
+        log_prefix: Path,
+        env: dict[str, str],
+        should_abandon: Callable[[], bool] | None,
+        writable: tuple[Path, ...],
+    ) -> CommandResult:
         cgroup = Cgroup.create(self.limits.processes) if self.limits.processes is not None else None
         leftovers = Leftovers(cgroup, sandboxed=self.sandbox is not None)
         try:
-            if self.sandbox is not None:
-                argv = tuple(self.sandbox.argv(command, workdir=cwd, writable=writable, path=env.get("PATH", "")))
-            else:
-                argv = ("/bin/sh", "-c", command)
             launch = Launch(
                 argv=argv,
                 env=env,
@@ -175,6 +194,19 @@ class Containment:
             if shown:
                 hints.append(shown)
         return "; ".join(hints)
+
+
+def _found(argv: list[str] | None, path: str, cwd: Path) -> tuple[str, ...] | None:
+    """``argv`` when its program is there to exec (on ``path``'s absolute folders, or a path from
+    ``cwd``), else None: the shell then says "not found" as it always did."""
+    if not argv:
+        return None
+    program = argv[0]
+    if "/" in program:
+        full = Path(program) if program.startswith("/") else cwd / program
+        return tuple(argv) if full.is_file() and os.access(full, os.X_OK) else None
+    folders = os.pathsep.join(entry for entry in path.split(os.pathsep) if entry.startswith("/"))
+    return tuple(argv) if folders and shutil.which(program, path=folders) else None
 
 
 def module_folders(repo_root: Path) -> tuple[str, ...]:

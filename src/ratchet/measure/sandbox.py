@@ -90,8 +90,10 @@ _BASE = (
 # the command gets /dev/null instead, so only the wrapper can write there. When the command
 # ends, whatever else is alive in the namespace (zombies aside) is named on the pipe, then
 # killed. (dash reads only one digit of an fd in a redirection: hence fd 0, not a passed fd.)
+# The wrapper is the one shell: a command line without shell syntax is its argv, run by the
+# wrapper itself ("$@"); only one that needs a shell gets /bin/sh -c.
 _WRAPPER = r"""
-/bin/sh -c "$1" </dev/null
+RUN </dev/null
 rc=$?
 left=""
 for p in /proc/[0-9]*; do
@@ -142,7 +144,11 @@ class Sandbox:
         for writable_path in writable:
             args += ["--bind-try", str(writable_path), str(writable_path)]
         args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
-        args += ["--", "/bin/sh", "-c", _WRAPPER, "ratchet-sandbox", command]
+        direct = direct_argv(command)
+        if direct is not None:
+            args += ["--", "/bin/sh", "-c", _WRAPPER.replace("RUN", '"$@"', 1), "ratchet-sandbox", *direct]
+        else:
+            args += ["--", "/bin/sh", "-c", _WRAPPER.replace("RUN", '/bin/sh -c "$1"', 1), "ratchet-sandbox", command]
         return args
 
     def revealed(self, command: str, *, workdir: Path, writable: Sequence[Path] = (), path: str = "") -> list[Path]:
@@ -169,6 +175,32 @@ class Sandbox:
         shown = (workdir, *self.repository, *self.writable, *writable)
         shown += tuple(self.revealed(command, workdir=workdir, writable=writable, path=env_path))
         return not any(_under(path, folder) for folder in shown)
+
+
+# What makes a command line need a shell: operators, redirections, expansions, globs, comments,
+# escapes, braces (conservative: such a character anywhere, even quoted, keeps the shell).
+_SHELL_SYNTAX = frozenset("|&;<>()$`\\*?[]#~{}!\n")
+# Words the shell runs itself (POSIX special and regular built-ins, dash's, the reserved words):
+# their /usr/bin twins (echo, test, kill...) do not always behave the same.
+_SHELL_WORDS = frozenset(
+    ". : [ alias bg break cd command continue echo eval exec exit export false fc fg getopts hash jobs kill local "
+    "newgrp printf pwd read readonly return set shift test times trap true type ulimit umask unalias unset wait "
+    "if then else elif fi case esac for while until do done in function select time source".split()
+)
+
+
+def direct_argv(command: str) -> list[str] | None:
+    """``command`` as the argv the shell would run, when it needs no shell (no pipes, redirections,
+    variables, globs, ``&&``..., no assignment first, no shell built-in); else None: /bin/sh -c it."""
+    if not command.strip() or any(char in _SHELL_SYNTAX for char in command):
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if not words or "=" in words[0] or words[0] in _SHELL_WORDS:
+        return None
+    return words
 
 
 @functools.cache
@@ -323,6 +355,6 @@ def expand(paths: Sequence[str], base: Path) -> tuple[Path, ...]:
 
 
 __all__ = [
-    "HIDDEN_ROOTS", "INSTALL_HINT", "Probe", "Sandbox", "SandboxError", "expand", "hidden", "hidden_path_hint",
+    "HIDDEN_ROOTS", "INSTALL_HINT", "Probe", "Sandbox", "SandboxError", "direct_argv", "expand", "hidden", "hidden_path_hint",
     "interpreter_paths", "named_paths", "probe", "repository_paths",
 ]  # fmt: skip
