@@ -86,7 +86,9 @@ def test_report_shows_the_run(finished, browser, tmp_path: Path):  # noqa: F811
     assert page.locator("#hardware tbody tr").count() == 1
     assert page.locator("#hardware tbody td").nth(1).inner_text() == f"{ITERATIONS} and the baseline"
     assert page.locator("#ledger tbody tr").count() == len(log)
-    assert page.locator("#statistics").count() == 0  # this run measured no noise
+    # This run measured no noise and confirmed nothing: the one statistic is its error control.
+    assert page.locator("#statistics .stat").count() == 1
+    assert "Error control" in page.locator("#statistics .stat").inner_text()
     # One experiment count everywhere: the card and the list agree (the baseline is #0, not one of them).
     assert page.locator("#summary .card", has_text="experiments").locator(".v").inner_text() == str(ITERATIONS)
     assert page.locator("#all-experiments summary").inner_text().startswith(f"{ITERATIONS} experiments and the baseline")
@@ -135,7 +137,12 @@ def test_report_shows_noise_and_confirmation(browser, tmp_path: Path, calibrate:
     assert run_cli(repo, "report", "-o", str(output)).returncode == 0
     page, _, errors = open_report(browser, output)
     stats = page.locator("#statistics .stat")
-    assert stats.count() == (2 if calibrate else 1)
+    # Without calibration the default (auto) judges sequentially at run level: its error control
+    # is shown too, before the confirmation; a deterministic metric is judged on one measurement.
+    controlled = 0 if calibrate else 1
+    assert stats.count() == (2 if calibrate else 1) + controlled
+    if controlled:
+        assert "Estimated false-keep share" in stats.nth(0).inner_text()
     confirmation = stats.nth(stats.count() - 1).inner_text()
     assert "Final confidence interval" in confirmation and "Confirmed: the champion" in confirmation
     if calibrate:

@@ -466,7 +466,30 @@ def _statistics(ledger: Ledger, run: str, experiments: list[Experiment]) -> list
         if not interval:
             summary = _INTERVAL_CLAUSE.sub("", summary)
         found.append(Statistic(title=title, after_experiment=after, summary=summary, values=values))
+    if (control := _error_control(experiments)) is not None:
+        # Before the confirmation: the final interval against the baseline stays the last word.
+        last_is_confirmation = bool(found) and found[-1].title == STATISTICS[-1][2]
+        found.insert(len(found) - 1 if last_is_confirmation else len(found), control)
     return found
+
+
+def _error_control(experiments: list[Experiment]) -> Statistic | None:
+    """The run's estimated false-keep share: each test's level summed, over the keeps (an upper
+    estimate of the expected share under the tests' own guarantees; e-LOND keeps it <= fdr)."""
+    levels = [e.extra["test_level"] for e in experiments if isinstance(e.extra.get("test_level"), (int, float))]
+    if not levels:
+        return None
+    keeps = sum(1 for e in experiments if e.verdict is Verdict.KEEP and isinstance(e.extra.get("test_level"), (int, float)))
+    controls = {str(e.extra.get("error_control")) for e in experiments if "test_level" in e.extra}
+    share = sum(levels) / keeps if keeps else None
+    how = "run-level (e-LOND)" if controls == {"run"} else "per candidate" if controls == {"candidate"} else "mixed"
+    summary = (
+        f"Estimated false-keep share of this run's keeps: at most {share:.1%} ({how} error control, {len(levels)} tests, {keeps} keeps)"
+        if share is not None else f"No keep yet among {len(levels)} tests ({how} error control)"
+    )
+    values = [("error control", how), ("tests", str(len(levels))), ("keeps", str(keeps)),
+              ("est. false-keep share", "-" if share is None else f"{share:.1%}")]  # fmt: skip
+    return Statistic(title="Error control", after_experiment=experiments[-1].id if experiments else None, summary=summary, values=values)
 
 
 def _format(value: Any, style: str = "") -> str:

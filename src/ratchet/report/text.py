@@ -108,6 +108,8 @@ def print_experiment(console: Console, info: RunInfo, e: Experiment, diff: str) 
     console.print(f"hypothesis: {e.hypothesis or '-'}", markup=False)
     if e.reason:
         console.print(f"reason:     {e.reason}", markup=False)
+    if (level := level_line(e)) is not None:
+        console.print(f"test:       {level}", markup=False)
     console.print(f"{info.metric_name}: {format_metric(e.metric)}   parent {e.parent_commit[:7]}   commit {(e.commit or '-')[:7]}")
     duration = f"{e.duration:.2f}s" if e.duration is not None else "-"
     console.print(f"proposer: {e.proposer}   duration {duration}   hardware {e.hardware}   logs {e.log_dir}", markup=False)
@@ -123,6 +125,20 @@ def print_experiment(console: Console, info: RunInfo, e: Experiment, diff: str) 
     if e.output_tail.strip():
         console.print("\n[bold]output tail[/]")
         console.print(e.output_tail, markup=False)
+
+
+def level_line(e: Experiment) -> str | None:
+    """The level the verdict tested this candidate at, and under which error control, if it recorded one."""
+    level = e.extra.get("test_level")
+    if not isinstance(level, (int, float)) or isinstance(level, bool):
+        return None
+    control = e.extra.get("error_control")
+    how = {"run": "run-level error control (e-LOND)", "candidate": "per-candidate alpha"}.get(str(control), str(control or "per-candidate alpha"))
+    shown = f"at level {level:.3g} ({how})"
+    e_value = e.extra.get("e_value")
+    if isinstance(e_value, (int, float)) and not isinstance(e_value, bool) and e_value > 0:
+        shown += f", e-value {e_value:.3g}"
+    return shown
 
 
 def print_ablation(console: Console, run: str, results: Sequence[Ablation]) -> None:
