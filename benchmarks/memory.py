@@ -93,6 +93,7 @@ class Checkpoints(RunObserver):
         self.at = set(at)
         self.trace = trace
         self.rss: dict[int, int] = {}
+        self.fds: dict[int, int] = {}
         self.times: dict[int, float] = {}
         self.snapshots: dict[int, tracemalloc.Snapshot] = {}
         self.started = time.perf_counter()
@@ -102,6 +103,7 @@ class Checkpoints(RunObserver):
             return
         gc.collect()
         self.rss[experiment.id] = rss_kb()
+        self.fds[experiment.id] = len(os.listdir("/proc/self/fd"))  # logs or ledgers kept open would show here
         self.times[experiment.id] = time.perf_counter() - self.started
         if self.trace:
             self.snapshots[experiment.id] = tracemalloc.take_snapshot()
@@ -164,19 +166,25 @@ def main() -> None:
         config = parse_config(config_text(args.sandbox, args.command_proposer, args.failing_guard))
         Loop(repo, config, proposer=proposer, iterations=args.n, observer=watch).run()
         files, empty, size = log_usage(repo / ".ratchet" / "runs" / "memory" / "logs")
+        ledger_kb = sum(p.stat().st_size for p in (repo / ".ratchet").glob("ledger.sqlite*")) / 1024
     first = at[0] if at else None
     kind = "command proposer" if args.command_proposer else f"keep every {args.keep_every or '-'}, crash every {args.crash_every or '-'}"
     guard = ", a failing guard" if args.failing_guard else ""
     print(f"{args.n} experiments ({kind}{guard}, sandbox {args.sandbox})")
     for exp_id in at:
         growth = f"{(watch.rss[exp_id] / watch.rss[first] - 1):+.1%}" if first is not None and exp_id != first else ""
-        print(f"  RSS at experiment {exp_id:>5}: {watch.rss[exp_id] / 1024:7.1f} MiB  {growth:>7}   ({watch.times[exp_id]:.0f} s)")
+        print(f"  RSS at experiment {exp_id:>5}: {watch.rss[exp_id] / 1024:7.1f} MiB  {growth:>7}   ({watch.fds[exp_id]} open files, {watch.times[exp_id]:.0f} s)")
+    if len(at) >= 2:
+        per = (watch.rss[at[-1]] - watch.rss[at[0]]) / (at[-1] - at[0])
+        print(f"  RSS growth: {per:.1f} KB per experiment from experiment {at[0]} to {at[-1]}")
     print(f"  logs: {files / args.n:.2f} files per experiment ({empty / args.n:.2f} empty), {size / args.n / 1024:.1f} KB per experiment"
-          f" ({files} files, {size / 1024:.0f} KB in all)")
+          f" ({files} files, {size / 1024:.0f} KB in all); the ledger {ledger_kb / args.n:.1f} KB per experiment")
     if args.trace and len(at) >= 2:
         print("(tracing: the RSS above includes tracemalloc's own bookkeeping)")
         print(f"\ntracemalloc, top growth from experiment {at[0]} to {at[-1]}:")
-        for stat in watch.snapshots[at[-1]].compare_to(watch.snapshots[at[0]], "traceback")[:8]:
+        stats = watch.snapshots[at[-1]].compare_to(watch.snapshots[at[0]], "traceback")
+        print(f"  in all: {sum(stat.size_diff for stat in stats) / 1024 / (at[-1] - at[0]):+.2f} KiB per experiment of Python objects")
+        for stat in stats[:8]:
             print(f"  {stat.size_diff / 1024:+8.1f} KiB {stat.count_diff:+7d} blocks")
             for line in stat.traceback.format()[-6:]:
                 print("     " + line)
