@@ -11,7 +11,9 @@ file in the scope, as the optuna proposer does: edits); the metric command is as
   is committed; the shell loop does `echo N > value.txt; sh -c 'cat value.txt'; git add -A; git commit`.
 
 Both with the sandbox off (`[sandbox] mode = "off"`: the harness's own work) and with the default
-sandbox (bubblewrap, where it works: "+bwrap" rows; the shell loop stays unsandboxed there).
+sandbox (bubblewrap, where it works: "+bwrap" rows), where the shell loop runs its metric in
+bubblewrap too, with the namespaces ratchet asks for (the sandbox's own cost, the same on both
+sides, is `benchmarks/sandbox_overhead.py`'s figure).
 
 Blocks of N experiments alternate pair by pair, ratchet then the shell loop, after a warm-up block
 of each; each pair gives a ratio, and a row shows the medians. ratchet's figure is its time per
@@ -187,14 +189,20 @@ class RatchetBlocks:
         return (last - first - sum(inside)) / self.n
 
 
+# The shell loop's sandbox: what ratchet's bwrap line does (sandbox.py), without its binds back.
+BWRAP = ("bwrap --ro-bind / / --dev /dev --proc /proc --unshare-pid --unshare-ipc --unshare-uts --unshare-net "
+         "--die-with-parent --new-session --tmpfs /tmp --bind \"$PWD\" \"$PWD\" --chdir \"$PWD\" -- ")
+
+
 class ShellBlocks:
-    def __init__(self, repo: Path, keep: bool, n: int) -> None:
+    def __init__(self, repo: Path, keep: bool, n: int, sandbox: str = "off") -> None:
         self.work = Path(tempfile.mkdtemp()) / "wt"
         subprocess.run(["git", "worktree", "add", "-q", "--detach", str(self.work)], cwd=repo, check=True)
+        box = BWRAP if sandbox != "off" and shutil.which("bwrap") else ""
         if keep:
-            body = 'v=$((v-1)); echo $v > value.txt; sh -c "cat value.txt" > /dev/null; git add -A; git commit -qm "value $v"'
+            body = f'v=$((v-1)); echo $v > value.txt; {box}sh -c "cat value.txt" > /dev/null; git add -A; git commit -qm "value $v"'
         else:
-            body = 'echo changed > target.txt; sh -c "echo 1" > /dev/null; git reset -q --hard; git clean -fdxq'
+            body = f'echo changed > target.txt; {box}sh -c "echo 1" > /dev/null; git reset -q --hard; git clean -fdxq'
         self.n = n
         self.v = 1_000_000
         self.body = body
@@ -222,7 +230,7 @@ def timing(args: argparse.Namespace) -> None:
         for keep in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
                 repo = make_repo(Path(tmp) / "repo", args.files)
-                ours, theirs = RatchetBlocks(repo, keep, sandbox, args.n), ShellBlocks(repo, keep, args.n)
+                ours, theirs = RatchetBlocks(repo, keep, sandbox, args.n), ShellBlocks(repo, keep, args.n, sandbox)
                 ours.block(), theirs.block()  # warm-up: the baseline, the first calibration, caches
                 pairs = [(ours.block(), theirs.block()) for _ in range(args.pairs)]
             a = statistics.median(p[0] for p in pairs) * 1000

@@ -1,6 +1,9 @@
-"""Sandbox overhead per measurement: `true` as the metric command, bwrap on against off.
+"""Sandbox overhead per measurement: `/bin/true` as the metric command, bwrap on against off.
 
-Three ways of running one measurement command, timed end to end (spawn, wait, logs, cleanup):
+`/bin/true` has no shell syntax, so containment execs it with no shell (in the sandbox: bwrap, the
+wrapper that names leftovers, the program); `+shell` times a line that needs /bin/sh -c.
+
+Ways of running one measurement command, timed end to end (spawn, wait, logs, cleanup):
 
 - plain:      measure.run_command, as a trusted step runs (no limits, no allowlist, no pipes);
 - contained:  the sandbox off, everything else on (limits, process cgroup, output pump,
@@ -20,6 +23,7 @@ Blocks of the ways alternate so that drifts in the machine's load hit all of the
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -50,12 +54,14 @@ def main() -> None:
             "plain": lambda prefix: run_command("true", cwd=workdir, timeout=30, log_prefix=prefix),
             "contained": Containment(None, limits).run,
         }
-        command = {name: "true" for name in ways}
+        command = {name: "/bin/true" for name in ways}
         env: dict[str, dict[str, str] | None] = {name: None for name in ways}
         if found.usable:
             assert found.bwrap is not None
             ways["sandboxed"] = Containment(Sandbox(found.bwrap, repository=(workdir,)), limits).run
-            command["sandboxed"], env["sandboxed"] = "true", None
+            command["sandboxed"], env["sandboxed"] = "/bin/true", None
+            ways["+shell"] = Containment(Sandbox(found.bwrap, repository=(workdir,)), limits).run
+            command["+shell"], env["+shell"] = "/bin/true && /bin/true", None
             venv, tools = root / "venv", root / "tools"
             (venv / "bin").mkdir(parents=True)
             (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
@@ -63,13 +69,13 @@ def main() -> None:
             (tools / "data").write_text("1\n")
             box = Sandbox(found.bwrap, repository=(workdir,), readable=interpreter_paths())
             ways["+binds"] = Containment(box, limits).run
-            command["+binds"] = f"true {tools}/data"
+            command["+binds"] = f"/bin/true {tools}/data"
             env["+binds"] = {"PATH": f"{venv}/bin:/usr/bin:/bin"}
         else:
             print(f"no sandbox here ({found.reason}): timing the other two only")
         if args.processes:
             ways["+processes"] = Containment(None, Limits(processes=args.processes)).run
-            command["+processes"], env["+processes"] = "true", None
+            command["+processes"], env["+processes"] = "/bin/true", None
         times: dict[str, list[float]] = {name: [] for name in ways}
         for block in range(args.blocks):
             for name, way in ways.items():
@@ -83,7 +89,9 @@ def main() -> None:
                     times[name].append(time.perf_counter() - started)
                     assert result.ok, (name, result.read("stderr"))
     print(f"{platform.node()}: {platform.processor() or platform.machine()}, Python {platform.python_version()}, {found.version or 'no bwrap'}")
-    print(f"process limit: {cgroup_support() or 'none'}; {args.blocks} blocks x {args.runs} runs of `true`\n")
+    one, five, _ = os.getloadavg()
+    print(f"process limit: {cgroup_support() or 'none'}; {args.blocks} blocks x {args.runs} runs of `/bin/true`; "
+          f"load average {one:.2f} (1 min), {five:.2f} (5 min)\n")
     print(f"{'way':<10} {'median':>9} {'p10':>9} {'p90':>9}")
     for name, values in times.items():
         q = statistics.quantiles(values, n=10)
@@ -91,6 +99,8 @@ def main() -> None:
     if "sandboxed" in times:
         extra = statistics.median(times["sandboxed"]) - statistics.median(times["contained"])
         print(f"\nbwrap adds {extra * 1000:.2f} ms per measurement (median sandboxed - median contained)")
+        extra = statistics.median(times["+shell"]) - statistics.median(times["sandboxed"])
+        print(f"a line that needs a shell adds {extra * 1000:.2f} ms in the sandbox (median +shell - median sandboxed)")
         extra = statistics.median(times["+binds"]) - statistics.median(times["sandboxed"])
         print(f"binding back what /tmp hides adds {extra * 1000:.2f} ms (median +binds - median sandboxed)")
     extra = statistics.median(times["contained"]) - statistics.median(times["plain"])

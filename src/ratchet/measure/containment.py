@@ -227,6 +227,8 @@ def drop_bytecode(checkout: Path, folders: Sequence[str]) -> None:
     root = os.path.realpath(checkout)
     for folder in folders:
         cache = checkout / folder / "__pycache__"
+        if not os.path.lexists(cache):
+            continue  # the common case: one lstat, no realpath
         if os.path.realpath(cache.parent) != os.path.normpath(os.path.join(root, folder)):
             continue  # a symlink on the way: it would lead out of the checkout
         try:

@@ -9,6 +9,7 @@ would miss whatever secret nobody thought of.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 from typing import Collection, Mapping, Sequence
@@ -48,6 +49,14 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns)
 
 
+@functools.lru_cache(maxsize=4096)
+def _passes(name: str, allow: tuple[str, ...]) -> bool:
+    """Whether the variable ``name`` reaches an untrusted process (the same names ask every command:
+    decided once)."""
+    exact = name in allow and not name.endswith("*")
+    return _matches(name, (*ALLOWLIST, *allow)) and (exact or not looks_secret(name))
+
+
 def untrusted_env(
     extra: Mapping[str, str] | None = None,
     allow: Sequence[str] = (),
@@ -61,13 +70,8 @@ def untrusted_env(
     ``extra`` on top (values ratchet sets itself, e.g. ``RATCHET_BRIEF_FILE``).
     """
     source = os.environ if source is None else source
-    patterns = (*ALLOWLIST, *allow)
-    exact = {p for p in allow if not p.endswith("*")}
-    env = {
-        name: value
-        for name, value in source.items()
-        if _matches(name, patterns) and (name in exact or not looks_secret(name))
-    }
+    allowed = tuple(allow)
+    env = {name: value for name, value in source.items() if _passes(name, allowed)}
     env.setdefault("PATH", os.defpath)
     env.update(extra or {})
     return env

@@ -138,7 +138,8 @@ def _read_tree(name: str, path: Path, into: dict[str, _Entry]) -> None:
             _read_tree(f"{name}/{child}", path / child, into)
 
 
-def _stat_tree(name: str, path: Path, into: dict[str, tuple[int, ...]]) -> None:
+def _stat_tree(name: str, path: Path | str, into: dict[str, tuple[int, ...]]) -> None:
+    # Plain strings, no sorting: this runs twice per experiment (the order of a dict compared with == is no matter).
     try:
         info = os.lstat(path)
     except OSError:
@@ -146,11 +147,11 @@ def _stat_tree(name: str, path: Path, into: dict[str, tuple[int, ...]]) -> None:
     into[name] = (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
     if stat.S_ISDIR(info.st_mode):
         try:
-            children = sorted(os.listdir(path))
+            children = os.listdir(path)
         except OSError:
             return
         for child in children:
-            _stat_tree(f"{name}/{child}", path / child, into)
+            _stat_tree(name + "/" + child, os.path.join(path, child), into)
 
 
 def _free(path: Path) -> Path:
