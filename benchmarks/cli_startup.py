@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reads import SRC, build_project, cpu_of, load  # noqa: E402
+from reads import build_project, cpu_of, load  # noqa: E402
+from _common import trees as source_trees
 
 COMMANDS = (("--help",), ("--version",), ("status",), ("status", "--json"), ("log",), ("log", "--json"), ("show", "1"))
 
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--experiments", type=int, default=100)
     parser.add_argument("--before", type=Path, help="another source tree's root (holding src/ratchet)")
     args = parser.parse_args()
-    trees = {"after": SRC} if args.before is None else {"before": args.before / "src", "after": SRC}
+    trees = source_trees(args.before)
     figures: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
     with tempfile.TemporaryDirectory() as tmp:
         root = build_project(Path(tmp) / "project", args.experiments)

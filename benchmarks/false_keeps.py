@@ -23,7 +23,6 @@ import math
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,9 +33,9 @@ from rich.console import Console
 from ratchet import Ledger, Loop, Proposal, ProposalContext, Proposer, Verdict
 from ratchet.config import parse_config
 from ratchet.report.terminal import Display
+from _common import commit_all
 
 SD_SINGLE = 1 / math.sqrt(2)
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
 
 METRIC = f"""\
 import random
@@ -151,10 +150,7 @@ def make_repo(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / "effect.txt").write_text("0\n")
     (root / "metric.py").write_text(METRIC)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=GIT_ENV)
-    return root
+    return commit_all(root)
 
 
 def measure(mode: str, delta: float, candidates: int, workdir: Path, runs: int) -> tuple[float, float]:
@@ -172,29 +168,8 @@ def measure(mode: str, delta: float, candidates: int, workdir: Path, runs: int) 
 
 def measure_one(mode: str, delta: float, candidates: int, folder: Path) -> tuple[float, float]:
     repo = make_repo(folder)
-    config = parse_config(f"""
-[run]
-name = "bench"
-[scope]
-mutable = ["effect.txt"]
-harness = ["metric.py"]
-[metric]
-command = "{sys.executable} -S -E metric.py"
-direction = "minimize"
-[verdict]
-{MODES[mode]}
-min_effect = 0
-calibrate_pairs = 0
-confirm_pairs = 0
-[budget]
-max_consecutive_crashes = 1000
-[proposer]
-kind = "command"
-command = "true"
-[sandbox]
-# This measures statistics, not containment: no sandbox start-up per measurement.
-mode = "off"
-""")
+    # This measures statistics, not containment: run_config has no sandbox start-up per measurement.
+    config = parse_config(run_config(MODES[mode], "0", 0))
     quiet = Display(Console(file=open(os.devnull, "w")))
     Loop(repo, config, proposer=Shift(delta), iterations=candidates, observer=quiet).run()
     experiments = [e for e in Ledger(repo / ".ratchet" / "ledger.sqlite").experiments("bench") if e.verdict is not Verdict.BASELINE]

@@ -30,8 +30,8 @@ from ratchet import Loop, Proposal, ProposalContext, Proposer
 from ratchet.config import parse_config
 from ratchet.events import RunObserver
 from ratchet.experiment import Experiment
+from _common import commit_all
 
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
 
 # About 4 KB of output before the number: a tail as long as the one the ledger keeps.
 METRIC = """i=0; while [ $i -lt 120 ]; do echo "step $i of the benchmark: loss 0.25, accuracy 0.75, fine"; i=$((i+1)); done
@@ -59,10 +59,7 @@ def make_repo(root: Path) -> Path:
     (root / "value.txt").write_text("1000000\n")
     (root / "metric.sh").write_text(METRIC + "\n")
     (root / "guard.sh").write_text(GUARD + "\n")
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=GIT_ENV)
-    return root
+    return commit_all(root)
 
 
 class Scripted(Proposer):

@@ -52,8 +52,8 @@ from ratchet import Loop, Proposal, ProposalContext, Proposer
 from ratchet.config import parse_config
 from ratchet.experiment import Verdict
 from ratchet.report.terminal import Display
+from _common import GIT_ENV, commit_all, load
 
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
 
 # The command proposer's program (profile only): in place, as an agent edits the worktree.
 PROPOSE_SH = """\
@@ -73,10 +73,7 @@ def make_repo(root: Path, files: int) -> Path:
     (root / "tune.py").write_text("X = 500  # ratchet: int 1..1000\n")
     (root / "bench").mkdir()
     (root / "bench" / "propose.sh").write_text(PROPOSE_SH)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=GIT_ENV)
-    return root
+    return commit_all(root)
 
 
 class NoOp(Proposer):
@@ -215,9 +212,9 @@ class ShellBlocks:
         return (time.perf_counter() - started) / self.n
 
 
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+def _median_ms(seconds: list[float]) -> str:
+    # A run whose calibration found the metric deterministic may time none at all.
+    return f"{statistics.median(seconds) * 1000:.1f} ms" if seconds else "-"
 
 
 def timing(args: argparse.Namespace) -> None:
@@ -243,8 +240,8 @@ def timing(args: argparse.Namespace) -> None:
             print(f"{'':<16} (per run, left out: the run's start {statistics.median(starts) * 1000:.0f} ms)", flush=True)
     calibrations = PER_RUN.seconds["calibrate"]
     confirmations = PER_RUN.seconds["confirm"]
-    print(f"\nper run, left out above: {len(calibrations)} calibrations, median {statistics.median(calibrations) * 1000:.1f} ms; "
-          f"{len(confirmations)} confirmation races, median {statistics.median(confirmations) * 1000:.1f} ms")
+    print(f"\nper run, left out above: {len(calibrations)} calibrations, median {_median_ms(calibrations)}; "
+          f"{len(confirmations)} confirmation races, median {_median_ms(confirmations)}")
     print(f"after: {load()}")
     print("goal: ratio <= 1.5 on every row")
 

@@ -31,9 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from _common import GIT_ENV, SRC, trees as source_trees
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
 
 CONFIG = """\
 [run]
@@ -165,7 +164,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before", type=Path, help="another source tree's root (holding src/ratchet), compared side by side")
     args = parser.parse_args()
-    trees = {"after": SRC} if args.before is None else {"before": args.before / "src", "after": SRC}
+    trees = source_trees(args.before)
     with tempfile.TemporaryDirectory() as tmp:
         print(f"generating a run of {args.experiments} experiments…", file=sys.stderr)
         template = build_project(Path(tmp) / "template", args.experiments)

@@ -11,8 +11,9 @@ works as it always has.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ratchet._lazy import lazy_names as _lazy_names
 
 if TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ below loads each on demand
     from ratchet._version import __version__
@@ -78,14 +79,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ratchet' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_names('ratchet', _HOMES, globals())

@@ -11,8 +11,9 @@ name loads its module on first use (PEP 562).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ratchet._lazy import lazy_names as _lazy_names
 
 CONFIG_FILE = "ratchet.toml"
 
@@ -117,14 +118,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ratchet.config' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"ratchet.config.{home}"), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_names('ratchet.config', {name: f"ratchet.config.{home}" for name, home in _HOMES.items()}, globals())

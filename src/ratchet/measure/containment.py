@@ -121,34 +121,29 @@ class Containment:
         allowlist dropped or a path the sandbox hides."""
         environment = self.environment(env)
         drop_bytecode(cwd, self.bytecode_folders)
-        result = self._run(command, cwd, timeout, log_prefix, environment, should_abandon, tuple(writable))
+        result: CommandResult | None = None
+        *tried_first, fallback = self._argvs(command, cwd, environment, tuple(writable))
+        for argv in tried_first:
+            try:  # no shell where the command needs none: one process fewer
+                result = self._launch(command, argv, cwd, timeout, log_prefix, environment, should_abandon)
+                break
+            except OSError:
+                continue  # e.g. a script without #! line: the shell runs it, as it would have
+        if result is None:
+            result = self._launch(command, fallback, cwd, timeout, log_prefix, environment, should_abandon)
         if result.exit_code in (None, 0):
             return result
         hint = self.failure_hint(result, cwd=cwd, writable=tuple(writable), path=environment.get("PATH", ""), extra=env)
         return replace(result, hint=hint) if hint else result
 
-    def _run(
-        self,
-        command: str,
-        cwd: Path,
-        timeout: float,
-        log_prefix: Path,
-        env: dict[str, str],
-        should_abandon: Callable[[], bool] | None,
-        writable: tuple[Path, ...],
-    ) -> CommandResult:
-        """The one runner, with what containment adds: the sandbox's argv, the limits (in the child,
-        and a cgroup), the output cap, and the leftovers found and named."""
-        if self.sandbox is None and (direct := _found(direct_argv(command), env.get("PATH", ""), cwd)) is not None:
-            try:  # no shell where the command needs none: one process fewer
-                return self._launch(command, direct, cwd, timeout, log_prefix, env, should_abandon, writable)
-            except OSError:
-                pass  # e.g. a script without #! line: the shell runs it, as it would have
+    def _argvs(self, command: str, cwd: Path, env: dict[str, str], writable: tuple[Path, ...]) -> list[tuple[str, ...]]:
+        """What to exec for ``command``, in the order to try: in the sandbox its argv (which runs a
+        line without shell syntax as its own argv); outside, the line's own argv where it needs no
+        shell and its program is there, then ``/bin/sh -c``."""
         if self.sandbox is not None:
-            argv = tuple(self.sandbox.argv(command, workdir=cwd, writable=writable, path=env.get("PATH", "")))
-        else:
-            argv = ("/bin/sh", "-c", command)
-        return self._launch(command, argv, cwd, timeout, log_prefix, env, should_abandon, writable)
+            return [tuple(self.sandbox.argv(command, workdir=cwd, writable=writable, path=env.get("PATH", "")))]
+        direct = _found(direct_argv(command), env.get("PATH", ""), cwd)
+        return ([direct] if direct is not None else []) + [("/bin/sh", "-c", command)]
 
     def _launch(
         self,
@@ -159,8 +154,9 @@ class Containment:
         log_prefix: Path,
         env: dict[str, str],
         should_abandon: Callable[[], bool] | None,
-        writable: tuple[Path, ...],
     ) -> CommandResult:
+        """The one runner, with what containment adds: the limits (in the child, and a cgroup), the
+        output cap, and the leftovers found and named."""
         cgroup = Cgroup.create(self.limits.processes) if self.limits.processes is not None else None
         leftovers = Leftovers(cgroup, sandboxed=self.sandbox is not None)
         try:
