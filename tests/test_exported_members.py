@@ -27,7 +27,7 @@ PUBLIC = {
         "BudgetExhausted", "FatalProposerError", "Outcome", "Proposal", "ProposalContext", "Proposer", "ProposerError", "Usage",
         "create_proposer",
     ],
-    ratchet.executors: ["CommandSpec", "Executor", "Job", "LocalExecutor"],
+    ratchet.executors: ["CommandSpec", "Executor", "Job", "JobSource", "LocalExecutor", "WorkerLost", "create_executor"],
     ratchet.events: [
         "EXIT_CONFIG", "EXIT_DONE", "EXIT_ERROR", "EXIT_FAILURES", "EXIT_INTERRUPTED", "RunObserver", "RunSummary",
     ],

@@ -30,13 +30,16 @@ class Verdict(str, enum.Enum):
     NEEDS_REVIEW = "needs-review"
     # An approved review whose change no longer applies to the champion that moved meanwhile.
     STALE = "stale"
+    # The worker or node measuring it died and the retry elsewhere failed too: no verdict on
+    # its merit (with several workers, a candidate whose champion moved and no longer applies is stale).
+    LOST = "lost"
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def counts_as_iteration(self) -> bool:
-        return self not in (Verdict.BASELINE, Verdict.ABANDONED)
+        return self not in (Verdict.BASELINE, Verdict.ABANDONED, Verdict.LOST)
 
     @property
     def judged_on_metric(self) -> bool:
@@ -47,7 +50,7 @@ class Verdict(str, enum.Enum):
     @property
     def is_failure(self) -> bool:
         """Failures that count toward the "K consecutive crashes" stop."""
-        return self in (Verdict.CRASH, Verdict.TIMEOUT)
+        return self in (Verdict.CRASH, Verdict.TIMEOUT, Verdict.LOST)
 
 
 class TailSource(Protocol):

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time __getattr__ loads each module o
     )
     from ratchet.config.sections import (
         BudgetSection,
+        ExecutorSection,
         GuardSection,
         HoldoutSection,
         MetricSection,
@@ -70,7 +71,7 @@ _HOMES = {
     ),  # fmt: skip
     **dict.fromkeys(
         (
-            "BudgetSection", "GuardSection", "HoldoutSection", "MetricSection", "Parser", "ReviewSection", "RunSection",
+            "BudgetSection", "ExecutorSection", "GuardSection", "HoldoutSection", "MetricSection", "Parser", "ReviewSection", "RunSection",
             "SandboxSection", "ScopeSection", "VerdictSection",
         ),
         "sections",
@@ -92,6 +93,7 @@ __all__ = [
     "Effect",
     "EffectField",
     "EnvName",
+    "ExecutorSection",
     "GuardSection",
     "HoldoutSection",
     "HybridProposerSection",

@@ -16,6 +16,7 @@ from ratchet.config import ConfigError as ConfigError
 from ratchet.config.proposers import ProposerSection
 from ratchet.config.sections import (
     BudgetSection,
+    ExecutorSection,
     GuardSection,
     HoldoutSection,
     MetricSection,
@@ -39,6 +40,7 @@ class Config(_Section):
     budget: BudgetSection = BudgetSection()
     proposer: ProposerSection
     sandbox: SandboxSection = SandboxSection()
+    executor: ExecutorSection = ExecutorSection()
 
     @model_validator(mode="after")
     def _unique_guard_names(self) -> "Config":

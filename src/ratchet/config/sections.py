@@ -21,6 +21,8 @@ class _Section(BaseModel):
 class RunSection(_Section):
     name: str = "main"
     brief: str = "program.md"
+    # Experiments in flight at once, each in a worktree of its own (`ratchet run --workers N`).
+    workers: int = Field(default=1, ge=1, le=256)
 
     @field_validator("name")
     @classmethod
@@ -244,6 +246,25 @@ class BudgetSection(_Section):
     # Proposer spending (LLM tokens in + out, and dollars), summed over the run.
     tokens: int | None = Field(default=None, ge=0)
     cost_usd: float | None = Field(default=None, ge=0)
+
+
+class ExecutorSection(_Section):
+    """Where the measurements run: here (``local``) or on a Ray cluster (``ray``)."""
+
+    kind: Literal["local", "ray"] = "local"
+    # ray: "auto" joins the cluster this machine is part of; "ray://host:port" a remote one;
+    # unset starts a private one-machine cluster.
+    address: str | None = None
+    # ray: the logical resources each measurement asks the scheduler for.
+    num_cpus: float = Field(default=1.0, ge=0)
+    num_gpus: float = Field(default=0.0, ge=0)
+    resources: dict[str, float] = {}
+    # local: each worker gets its own K devices (CUDA_VISIBLE_DEVICES and the ROCm/HIP names)
+    # and its own C cores (CPU affinity), disjoint from the other workers'.
+    gpus_per_experiment: int = Field(default=0, ge=0)
+    cpus_per_experiment: int = Field(default=0, ge=0)
+    # A measurement whose worker or node died is run once more elsewhere (0: recorded as lost).
+    retries: int = Field(default=1, ge=0, le=1)
 
 
 class SandboxSection(_Section):

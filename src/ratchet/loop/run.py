@@ -19,7 +19,7 @@ from ratchet.events import (
     RunObserver,
     RunSummary,
 )
-from ratchet.executors import Executor, LocalExecutor
+from ratchet.executors import Executor, create_executor
 from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
 from ratchet.loop.baseline import baseline_state
@@ -65,7 +65,7 @@ class Loop:
             repo_root=repo_root,
             config=config,
             observer=observer or RunObserver(),
-            executor=executor or LocalExecutor.from_config(config, repo_root),
+            executor=executor or create_executor(config, repo_root),
             budget=Budget(config.budget, config.metric.direction, iterations),
             workspace=workspace,
             hardware=hardware,

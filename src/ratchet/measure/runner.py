@@ -52,6 +52,15 @@ class CommandResult:
     # The hardware fingerprint (measure.hardware) of the machine the command ran on, set by the
     # executor: a number is only comparable with numbers measured on the same machine.
     fingerprint: str | None = None
+    # Where it ran: the node (host name, or the cluster's node id) and the devices it was given
+    # (CUDA_VISIBLE_DEVICES as the command saw it; "" for none), set by the executor.
+    node: str = ""
+    devices: str = ""
+    # 2 when the first attempt's worker died and the command was run again elsewhere.
+    attempt: int = 1
+    # For a command run in a copy of the worktree (an executor with ``measures_copies``): the
+    # paths it changed there, from git status; None when it ran in the worktree itself.
+    changed: tuple[str, ...] | None = None
 
     @property
     def ok(self) -> bool:

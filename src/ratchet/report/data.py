@@ -27,7 +27,7 @@ from ratchet.workspace import git as workspace_git
 DIFF_LIMIT = 200_000
 TAIL_BYTES = 6_000
 # Verdicts that leave no number to plot: they are marked on the x axis instead.
-_NO_NUMBER = {Verdict.CRASH, Verdict.TIMEOUT, Verdict.INVALID, Verdict.TAMPERED, Verdict.ABANDONED}
+_NO_NUMBER = {Verdict.CRASH, Verdict.TIMEOUT, Verdict.INVALID, Verdict.TAMPERED, Verdict.ABANDONED, Verdict.LOST}
 # The verdict's run-level statistics: ledger events (and, from older writers, keys of
 # ``Experiment.extra``), with their titles.
 STATISTICS = (

@@ -34,6 +34,7 @@ VERDICT_STYLE = {
     Verdict.OVERFIT: "yellow",
     Verdict.NEEDS_REVIEW: "bold blue",
     Verdict.STALE: "magenta",
+    Verdict.LOST: "red",
 }
 
 
