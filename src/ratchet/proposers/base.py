@@ -103,6 +103,9 @@ class ProposalContext:
     cost_left_usd: float | None = None
     # Set when the proposer is asked to mend its candidate (see Proposer.mend): why it failed.
     rework: str | None = None
+    # The other experiments in flight now (several workers): their hypothesis and meta once
+    # proposed, so a proposer does not propose the same thing twice.
+    in_flight: tuple[Experiment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,11 @@ class Proposer(abc.ABC):
     #: instead of measured again: for proposers whose changes come from outside ratchet's
     #: control (a person, an agent, a script), where a repeat is a re-roll of a lucky draw
     refuses_repeats: bool = False
+    #: whether it proposes while its other proposals are in flight (``[run] workers`` > 1):
+    #: ``propose`` may then be called from several threads at once, and ``observe`` from the
+    #: driver's while others propose. A proposer that cannot keeps False and is called one
+    #: call at a time (its measurements still run side by side).
+    concurrent: bool = False
 
     @abc.abstractmethod
     def propose(self, context: ProposalContext) -> Proposal:
