@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -348,6 +349,148 @@ def test_kill_9_at_any_moment_leaves_a_study_that_resumes(tmp_path: Path) -> Non
         trials = load(state).trials
         assert trials[-1].value == 0.5
         assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
+
+
+# ---------------------------------------------------------------- several workers
+
+
+def propose_at_once(proposer: OptunaProposer, tmp_path: Path, state: Path, iterations: list[int]) -> list[Proposal]:
+    """Each iteration proposed from its own thread on its own worktree copy, all started together."""
+    barrier = threading.Barrier(len(iterations))
+    results: dict[int, Proposal | BaseException] = {}
+
+    def worker(it: int) -> None:
+        worktree = tmp_path / f"worktree-{it}"
+        if not worktree.exists():
+            shutil.copytree(tmp_path / "worktree", worktree)
+        barrier.wait()
+        try:
+            results[it] = proposer.propose(context(worktree, state, it=it, champion=None))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results[it] = exc
+
+    threads = [threading.Thread(target=worker, args=(it,)) for it in iterations]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failed = {it: r for it, r in results.items() if not isinstance(r, Proposal)}
+    assert not failed, failed
+    return [results[it] for it in iterations]  # type: ignore[misc]
+
+
+def test_optuna_proposes_concurrently(tmp_path: Path) -> None:
+    assert OptunaProposer.concurrent is True
+
+
+def test_four_concurrent_asks_draw_four_distinct_points_told_in_any_order(tmp_path: Path) -> None:
+    proposer, worktree, state = started(tmp_path, startup_trials=2)
+    for i, metric in enumerate([2.0, 1.0, 3.0], start=1):  # past the start-up trials: TPE samples
+        proposer.observe(Outcome(i, Verdict.DISCARD, metric, proposer.propose(context(worktree, state, it=i, champion=None))))
+    proposals = propose_at_once(proposer, tmp_path, state, [4, 5, 6, 7])
+    numbers = [p.meta["trial"] for p in proposals]
+    assert len(set(numbers)) == 4
+    points = [tuple(sorted(p.meta["params"].items())) for p in proposals]
+    assert len(set(points)) == 4, points  # the constant liar: no two running trials on one point
+    trials = {t.number: t for t in load(state).trials}
+    assert all(trials[n].state == optuna.trial.TrialState.RUNNING for n in numbers)
+    for number, proposal in zip(numbers, proposals):  # each proposal writes its own trial's point (rounded)
+        sampled = trials[number].params
+        assert {k: pytest.approx(v, rel=1e-5) if isinstance(v, float) else v for k, v in sampled.items()} == proposal.meta["params"]
+    # Told in another order than asked, one of them failed: each trial gets its own outcome.
+    order = [2, 0, 3, 1]
+    metrics = {0: 0.5, 2: 0.25, 3: 4.0}
+    for k in order:
+        verdict = Verdict.CRASH if k == 1 else Verdict.DISCARD
+        proposer.observe(Outcome(4 + k, verdict, metrics.get(k), proposals[k]))
+    trials = {t.number: t for t in load(state).trials}
+    assert [trials[numbers[k]].value for k in (0, 2, 3)] == [0.5, 0.25, 4.0]
+    assert trials[numbers[1]].state == optuna.trial.TrialState.FAIL
+    # A later proposal goes on from there, with nothing left running.
+    after = proposer.propose(context(worktree, state, it=8, champion=None))
+    assert after.meta["trial"] == max(numbers) + 1
+    assert [t.number for t in load(state).trials if t.state == optuna.trial.TrialState.RUNNING] == [after.meta["trial"]]
+
+
+def test_concurrent_asks_with_the_same_seed_are_reproducible(tmp_path: Path) -> None:
+    def draws(root: Path) -> list[dict]:
+        root.mkdir()
+        proposer, _, state = started(root, startup_trials=1)
+        proposals = [proposer.propose(context(root / "worktree", state, it=i, champion=None)) for i in (1, 2, 3)]
+        return [dict(p.meta["params"]) for p in proposals]
+
+    a, b = draws(tmp_path / "a"), draws(tmp_path / "b")
+    assert a == b  # asks serialized by the lock, so the seed still decides the draws
+    assert len({tuple(sorted(d.items())) for d in a}) == 3
+
+
+def test_an_outcome_without_a_proposal_fails_nothing_while_several_trials_are_open(tmp_path: Path) -> None:
+    proposer, worktree, state = started(tmp_path)
+    first = proposer.propose(context(worktree, state, it=1, champion=None))
+    second = proposer.propose(context(worktree, state, it=2, champion=None))
+    proposer.observe(Outcome(3, Verdict.INVALID, None, None))  # which trial? none can be named
+    trials = load(state).trials
+    assert [trials[p.meta["trial"]].state for p in (first, second)] == [optuna.trial.TrialState.RUNNING] * 2
+    proposer.observe(Outcome(1, Verdict.DISCARD, 1.5, first))
+    proposer.observe(Outcome(4, Verdict.INVALID, None, None))  # one left open: that one
+    trials = load(state).trials
+    assert trials[first.meta["trial"]].value == 1.5
+    assert trials[second.meta["trial"]].state == optuna.trial.TrialState.FAIL
+
+
+THREE_OPEN = """
+import sys, threading
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from test_optuna import Outcome, OptunaProposer, Verdict, context, section
+root = Path(sys.argv[1])
+proposer = OptunaProposer(section(), direction="minimize")
+proposer.resume((), root / "state")
+proposer.observe(Outcome(1, Verdict.DISCARD, 2.0, proposer.propose(context(root / "worktree", root / "state", it=1, champion=None))))
+def ask(it):
+    proposal = proposer.propose(context(root / "worktree", root / "state", it=it, champion=None))
+    print(it, proposal.meta["trial"], proposal.meta["study"], flush=True)
+threads = [threading.Thread(target=ask, args=(it,)) for it in (2, 3, 4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("asked", flush=True)
+threading.Event().wait()  # measuring, until killed
+"""
+
+
+def test_resume_after_a_kill_with_three_trials_open_repairs_all_three(tmp_path: Path) -> None:
+    worktree, state = make_target(tmp_path), tmp_path / "state"
+    child = subprocess.Popen(
+        [sys.executable, "-c", THREE_OPEN, str(tmp_path), str(Path(__file__).parent)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+    )
+    assert child.stdout is not None
+    lines = [child.stdout.readline().split() for _ in range(4)]
+    assert lines[-1] == ["asked"], lines
+    child.kill()  # SIGKILL with three trials asked and never told
+    child.wait()
+    opened = {int(it): (int(trial), token) for it, trial, token in lines[:3]}
+    assert sorted(trial for trial, _ in opened.values()) == [1, 2, 3]
+    running = optuna.trial.TrialState.RUNNING
+    assert [t.number for t in load(state).trials if t.state == running] == [1, 2, 3]
+    # The ledger, resumed: experiment 2 was measured, 3 crashed, 4 was still running (abandoned).
+    def row(it: int, verdict: Verdict, metric: float | None) -> Experiment:
+        trial, token = opened[it]
+        proposal = Proposal(hypothesis=f"optuna trial {trial}", edits={"train.py": TRAIN}, meta={"trial": trial, "study": token})
+        return experiment(it, proposal, verdict, metric)
+
+    history = (row(2, Verdict.DISCARD, 0.75), row(3, Verdict.CRASH, None), row(4, Verdict.ABANDONED, None))
+    proposer = OptunaProposer(section(), direction="minimize")
+    proposer.resume(history, state)
+    trials = {t.number: t for t in load(state).trials}
+    assert trials[opened[2][0]].state == optuna.trial.TrialState.COMPLETE and trials[opened[2][0]].value == 0.75
+    assert trials[opened[3][0]].state == optuna.trial.TrialState.FAIL
+    assert trials[opened[4][0]].state == optuna.trial.TrialState.FAIL
+    proposal = proposer.propose(context(worktree, state, it=5, champion=None))
+    assert proposal.meta["trial"] == 4
+    assert [t.number for t in load(state).trials if t.state == running] == [4]
 
 
 def test_resume_refuses_a_study_of_the_other_direction(tmp_path: Path) -> None:

@@ -4,12 +4,21 @@ One ratchet run is one Optuna study, kept on disk in the proposer's ``state_dir`
 one trial: ``ask`` -> write the sampled values into the scope -> the loop measures -> ``tell``.
 The trial number travels in ``Proposal.meta`` so that a crash between ask and tell can be repaired
 from the ledger on resume.
+
+With several workers (``[run] workers``), several trials are asked before any is told, and told
+in whatever order their measurements end. The sampler is TPE with ``constant_liar``: a trial
+still running counts as a bad result, so the next asks spread out instead of drawing the same
+promising point again. One lock serializes every use of the study: the journal storage is
+thread-safe on its own, but the sampler's random state is not, and an ask and its suggestions
+must happen together so that the next ask sees the point the previous one took.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import uuid
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +88,8 @@ class OptunaProposer(Proposer):
     """Propose the next Optuna TPE trial as literal edits in the scope."""
 
     kind = "optuna"
+    # Trials are asked and told under one lock; running ones steer the next asks (constant liar).
+    concurrent = True
 
     def __init__(self, config: OptunaProposerSection, *, direction: str) -> None:
         if direction not in ("minimize", "maximize"):
@@ -87,12 +98,28 @@ class OptunaProposer(Proposer):
         self.direction = direction
         self._study: optuna.Study | None = None
         self._token = ""
-        self._pending: int | None = None  # the trial asked by the last propose, not yet told
+        # Trials this session asked and has not told yet, in the order asked.
+        self._open: list[int] = []
+        self._lock = threading.RLock()  # re-entrant: propose may open the study (resume) itself
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (the contract's fresh proposer, a deepcopy) gets a lock of its own.
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------ lifecycle
 
     def resume(self, history: tuple[Experiment, ...], state_dir: Path) -> None:
         """Open (or create) the study in ``state_dir`` and settle trials a crash left RUNNING."""
+        with self._lock:
+            self._resume(history, state_dir)
+
+    def _resume(self, history: tuple[Experiment, ...], state_dir: Path) -> None:
         import optuna
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
@@ -128,12 +155,19 @@ class OptunaProposer(Proposer):
         # the number of trials so far keeps runs reproducible without repeating proposals.
         trials = study.get_trials(deepcopy=False)
         seed = None if self.config.seed is None else self.config.seed + len(trials)
-        study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.config.startup_trials)
+        with warnings.catch_warnings():  # constant_liar is "experimental" before optuna 5 (its default since)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.sampler = optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=self.config.startup_trials, constant_liar=True
+            )
         self._study = study
         self._repair(history)
 
     def _repair(self, history: tuple[Experiment, ...]) -> None:
-        """Tell every RUNNING trial what the ledger knows about it, or FAIL if it knows nothing."""
+        """Tell every RUNNING trial what the ledger knows about it, or FAIL if it knows nothing.
+
+        A kill -9 with several workers leaves several trials RUNNING: each is settled on its own
+        from its experiment's row (the trial number is in its ``proposal_meta``)."""
         import optuna
 
         assert self._study is not None
@@ -151,20 +185,18 @@ class OptunaProposer(Proposer):
                 self._study.tell(trial.number, measured[trial.number], skip_if_finished=True)
             else:
                 self._study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        self._pending = None
+        self._open = []
 
     def close(self) -> None:
         """Nothing to flush: every journal append is already fsynced."""
-        self._study = None
-        self._pending = None
+        with self._lock:
+            self._study = None
+            self._open = []
 
     # ------------------------------------------------------------ proposing
 
     def propose(self, context: ProposalContext) -> Proposal:
-        if self._study is None:  # the loop normally calls resume first; be forgiving
-            self.resume(context.history, context.state_dir)
-        study = self._study
-        assert study is not None
+        # The worktree is this experiment's own: reading and rewriting it needs no lock.
         try:
             params = discover_params(context.worktree, self.config.params, context.scope_files, self.config.markers)
             distributions = {param.name: _distribution(param.spec) for param in params}
@@ -172,19 +204,25 @@ class OptunaProposer(Proposer):
             raise ProposerError(str(exc)) from None
         if not params:
             raise ProposerError(NO_PARAMS_HELP)
-        if not study.get_trials(deepcopy=False):
-            self._add_champion(params, distributions, context.champion_metric)
-
-        trial = study.ask()
-        self._pending = trial.number
+        with self._lock:
+            if self._study is None:  # the loop normally calls resume first; be forgiving
+                self._resume(context.history, context.state_dir)
+            study = self._study
+            assert study is not None
+            if not study.get_trials(deepcopy=False):
+                self._add_champion(params, distributions, context.champion_metric)
+            trial = study.ask()
+            self._open.append(trial.number)
+            try:
+                values = {param.name: normalize(self._suggest(trial, param, distributions[param.name]), param.spec) for param in params}
+            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the trial must not stay RUNNING
+                self._fail(trial.number)
+                raise ProposerError(f"optuna trial {trial.number}: {exc}") from None
         try:
-            values = {param.name: normalize(self._suggest(trial, param, distributions[param.name]), param.spec) for param in params}
             edits = render_edits(context.worktree, params, values)
-        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the trial must not stay RUNNING
-            import optuna
-
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-            self._pending = None
+        except Exception as exc:  # noqa: BLE001 - as above
+            with self._lock:
+                self._fail(trial.number)
             raise ProposerError(f"optuna trial {trial.number}: {exc}") from None
         names = _display_names(params)
         summary = ", ".join(f"{names[p.name]}={_show(values[p.name])}" for p in params)
@@ -222,24 +260,36 @@ class OptunaProposer(Proposer):
             return  # a current value outside its range: the sampler just starts without it
         self._study.add_trial(trial)
 
+    def _fail(self, number: int) -> None:
+        import optuna
+
+        assert self._study is not None
+        self._study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        if number in self._open:
+            self._open.remove(number)
+
     # ------------------------------------------------------------ learning
 
     def observe(self, outcome: Outcome) -> None:
-        """Tell the trial its metric for a measured verdict, FAIL for anything else."""
-        import optuna
+        """Tell the trial its metric for a measured verdict, FAIL for anything else.
 
-        if self._study is None:
-            return
-        meta = outcome.proposal.meta if outcome.proposal is not None else {}
-        number = meta.get("trial", self._pending)
-        if not isinstance(number, int):
-            return
-        if outcome.verdict.judged_on_metric and outcome.guards_passed and _is_finite(outcome.metric):
-            self._study.tell(number, float(outcome.metric), skip_if_finished=True)  # type: ignore[arg-type]
-        else:
-            self._study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        if number == self._pending:
-            self._pending = None
+        Outcomes may come in any order. One without a proposal names no trial: it is the open
+        trial when there is exactly one (one worker); with several open, each is told by its
+        own outcome, or settled from the ledger on resume.
+        """
+        with self._lock:
+            if self._study is None:
+                return
+            meta = outcome.proposal.meta if outcome.proposal is not None else {}
+            number = meta.get("trial", self._open[0] if len(self._open) == 1 else None)
+            if not isinstance(number, int):
+                return
+            if outcome.verdict.judged_on_metric and outcome.guards_passed and _is_finite(outcome.metric):
+                self._study.tell(number, float(outcome.metric), skip_if_finished=True)  # type: ignore[arg-type]
+                if number in self._open:
+                    self._open.remove(number)
+            else:
+                self._fail(number)
 
 
 def _display_names(params: list[Param]) -> dict[str, str]:
