@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from ratchet.config import Config
-from ratchet.executors import CommandSpec, Executor, Job
+from ratchet.executors import CommandSpec, Executor, Job, JobSource, WorkerLost
 from ratchet.experiment import Verdict
 from ratchet.measure.parse import MetricParseError, parse_number
 from ratchet.measure.runner import CommandResult
@@ -110,8 +110,12 @@ class Sampler:
     after_candidate: Callable[[], Failure | None]  # harness check after each candidate sample
     pristine: PristineHarness | None = None
     env: Mapping[str, str] | None = None
+    # For an executor that measures in copies: what each side's directory holds.
+    sources: Mapping[str, JobSource] | None = None
     candidate_results: list[CommandResult] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"candidate": 0, "champion": 0})
+    # Where each sample ran, in order: side, node, devices, attempt (the ledger's record of it).
+    placements: list[dict[str, object]] = field(default_factory=list)
 
     def candidate(self) -> float:
         value = self._sample("candidate", self.candidate_dir)
@@ -141,20 +145,27 @@ class Sampler:
             raise MeasurementFailed(Failure(Verdict.TAMPERED, "the pristine harness copy was changed; it has been rebuilt"))
         env = dict(self.env if self.env is not None else os.environ)
         env["RATCHET_CANDIDATE"] = str(directory)
-        score = self.executor.measure(
+        score = self._measure(
             Job(worktree=self.pristine.folder, commands=(CommandSpec(f"{name}.score", metric.score, timeout),),
                 log_dir=self.log_dir, env=env, trusted=True),
-            should_abandon=self.should_abandon,
-        )[0]  # fmt: skip
+        )  # fmt: skip
         if side == "candidate":
             self.candidate_results.append(score)
         return self._read(score, "score step", side)
 
     def _run(self, directory: Path, spec: CommandSpec, side: str) -> CommandResult:
-        job = Job(worktree=directory, commands=(spec,), log_dir=self.log_dir, env=self.env)
-        (result,) = self.executor.measure(job, should_abandon=self.should_abandon)
+        source = self.sources.get(side) if self.sources is not None else None
+        result = self._measure(Job(worktree=directory, commands=(spec,), log_dir=self.log_dir, env=self.env, source=source))
+        self.placements.append({"side": side, "node": result.node, "devices": result.devices, "attempt": result.attempt})
         if side == "candidate":
             self.candidate_results.append(result)
+        return result
+
+    def _measure(self, job: Job) -> CommandResult:
+        try:
+            (result,) = self.executor.measure(job, should_abandon=self.should_abandon)
+        except WorkerLost as exc:
+            raise MeasurementFailed(Failure(Verdict.LOST, f"the worker measuring it was lost: {exc}")) from None
         return result
 
     def _check_exit(self, result: CommandResult, what: str, side: str) -> None:

@@ -4,6 +4,7 @@ history without the holdout, what the budget has left."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from ratchet.experiment import Experiment
@@ -11,7 +12,7 @@ from ratchet.loop.parts import Parts
 from ratchet.loop.state import RunState
 from ratchet.proposers import ProposalContext
 from ratchet.verdict import redact_for_proposer
-from ratchet.workspace.worktree import Candidate
+from ratchet.workspace.worktree import Candidate, Workspace
 
 
 class ContextBuilder:
@@ -19,13 +20,16 @@ class ContextBuilder:
         self.parts = parts
         self.brief = parts.read_brief()
         self._scope_cache: tuple[str, tuple[str, ...]] | None = None
+        self._lock = threading.Lock()  # workers build contexts at once
 
-    def context(self, experiment: Experiment, state: RunState) -> ProposalContext:
+    def context(
+        self, experiment: Experiment, state: RunState, workspace: Workspace | None = None, in_flight: tuple[Experiment, ...] = ()
+    ) -> ProposalContext:
         parts = self.parts
         return ProposalContext(
             run=parts.run_name,
             iteration=experiment.id,
-            worktree=parts.workspace.worktree,
+            worktree=(workspace or parts.workspace).worktree,
             brief=self.brief,
             scope=tuple(parts.scope.globs),
             scope_files=self._scope_files(state.champion),
@@ -38,20 +42,24 @@ class ContextBuilder:
             log_dir=Path(experiment.log_dir),
             tokens_left=parts.budget.tokens_left(state.progress) if state.progress else None,
             cost_left_usd=parts.budget.cost_left(state.progress) if state.progress else None,
+            in_flight=tuple(redact_for_proposer(e) for e in in_flight),
         )
 
     def _scope_files(self, champion: str) -> tuple[str, ...]:
         # Listing the tree costs a git process; it only changes when the champion does.
-        if self._scope_cache is None or self._scope_cache[0] != champion:
-            workspace = self.parts.workspace
-            self._scope_cache = (champion, tuple(self.parts.scope.select(workspace.tracked_files(champion))))
-        return self._scope_cache[1]
+        with self._lock:
+            if self._scope_cache is None or self._scope_cache[0] != champion:
+                workspace = self.parts.workspace
+                self._scope_cache = (champion, tuple(self.parts.scope.select(workspace.tracked_files(champion, cwd=self.parts.repo_root))))
+            return self._scope_cache[1]
 
-    def kept(self, commit: str, candidate: Candidate) -> None:
+    def kept(self, commit: str, candidate: Candidate, workspace: Workspace | None = None) -> None:
         """The new champion's scope files are the old ones plus what the keep added, minus what it
         deleted: no need to list the tree again."""
-        if self._scope_cache is None:
-            return
-        files = set(self._scope_cache[1]) | set(candidate.paths)
-        files -= {path for path in candidate.paths if not os.path.lexists(self.parts.workspace.worktree / path)}
-        self._scope_cache = (commit, tuple(sorted(files)))
+        worktree = (workspace or self.parts.workspace).worktree
+        with self._lock:
+            if self._scope_cache is None:
+                return
+            files = set(self._scope_cache[1]) | set(candidate.paths)
+            files -= {path for path in candidate.paths if not os.path.lexists(worktree / path)}
+            self._scope_cache = (commit, tuple(sorted(files)))

@@ -4,7 +4,11 @@
                      \\-------------\\--------------\\-----------> failed
 
 Each transition is one method and moves :attr:`ExperimentRun.step`; whatever the path, the
-worktree is left clean and the verdict is in the ledger. A scheduler holds many of these at once.
+worktree is left clean and the verdict is in the ledger. A scheduler holds many of these at once
+(``shared`` set): each works on its own worker's worktree and a snapshot of the run's state, and
+a would-be keep whose champion moved meanwhile goes back a step (decided -> materialized on the
+new champion -> measuring) before it can be kept; only a comparison with the current champion
+is ever committed.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from ratchet.loop.context import ContextBuilder
 from ratchet.loop.measurement import Measurement
 from ratchet.loop.parts import Parts
 from ratchet.loop.rework import guard_failed, rework
-from ratchet.loop.state import Interrupts, RunState, measured_before
+from ratchet.executors import WorkerLost
+from ratchet.loop.state import Interrupts, RunState, SharedState, measured_before
 from ratchet.loop.usage import record_usage, set_usage
 from ratchet.proposers import Proposal, ProposalContext, Proposer, ProposerError
 from ratchet.proposers.base import BudgetExhausted, FatalProposerError
@@ -27,6 +32,7 @@ from ratchet.state import RunError
 from ratchet.verdict import Decision
 from ratchet.workspace.git import GitError
 from ratchet.workspace.scope import Globs
+from ratchet.workspace.slots import SlotWorkspace
 from ratchet.workspace.worktree import (
     EXPERIMENT_TRAILER,
     Candidate,
@@ -59,11 +65,14 @@ class ExperimentRun:
 
     def __init__(
         self, parts: Parts, ledger: Ledger, measurement: Measurement, contexts: ContextBuilder, state: RunState,
-        interrupts: Interrupts, proposer: Proposer,
+        interrupts: Interrupts, proposer: Proposer, *, shared: SharedState | None = None,
+        in_flight: tuple[Experiment, ...] = (), worker: int | None = None,
     ) -> None:  # fmt: skip
         self.parts, self.ledger, self.measurement, self.contexts = parts, ledger, measurement, contexts
+        self.workspace = measurement.workspace
         self.state, self.interrupts, self.proposer = state, interrupts, proposer
-        self.experiment = parts.new_experiment(ledger, state.champion, proposer=proposer.kind)
+        self.shared, self.in_flight = shared, in_flight
+        self.experiment = parts.new_experiment(ledger, state.champion, proposer=proposer.kind, worker=worker)
         self.log_dir = Path(self.experiment.log_dir)
         self.step = Step.STARTED
         self.proposal: Proposal | None = None
@@ -81,6 +90,9 @@ class ExperimentRun:
                 self.measure()
                 self.conclude()
             return self.experiment
+        except WorkerLost as exc:  # the guards' or the holdout's worker died (the samples' is a verdict already)
+            self.fail(Decision(Verdict.LOST, f"the worker measuring it was lost: {exc}"))
+            return self.experiment
         except GitError as exc:
             # git failing under us (disk full, a lock held by someone else) is not the
             # candidate's fault and not safe to go on from.
@@ -92,7 +104,7 @@ class ExperimentRun:
     def propose(self) -> bool:
         """started -> proposed, or failed (recorded) when the proposer gives nothing to measure."""
         experiment, proposer = self.experiment, self.proposer
-        self.context = self.contexts.context(experiment, self.state)
+        self.context = self.contexts.context(experiment, self.state, self.workspace, self.in_flight)
         try:
             proposal = proposer.propose(self.context)
         except BudgetExhausted as exc:
@@ -123,7 +135,7 @@ class ExperimentRun:
     def materialize(self) -> bool:
         """proposed -> materialized: the proposal applied to the champion's worktree, inside the scope."""
         assert self.proposal is not None
-        proposal, workspace = self.proposal, self.parts.workspace
+        proposal, workspace = self.proposal, self.workspace
         try:
             candidate = workspace.materialize(proposal, self.log_dir / "proposal.patch", self.state.champion)
         except ScopeViolation as exc:
@@ -136,6 +148,7 @@ class ExperimentRun:
         self.candidate = candidate
         self.save_diff(candidate)
         self.experiment.extra["change_id"] = change_id = workspace.change_id(candidate)
+        self.measure_copies_of(candidate)
         if self.proposer.refuses_repeats and not proposal.again and (earlier := measured_before(self.state, change_id)):
             reason = (  # "proposer:": a proposer stuck on one change counts toward the failures-in-a-row stop
                 f"proposer: the same change as experiment #{earlier.id} on this champion ({earlier.verdict}); "
@@ -154,7 +167,34 @@ class ExperimentRun:
         self.step = Step.DECIDED
 
     def conclude(self) -> None:
-        """decided -> kept, held (for review) or discarded (or failed, for a crash or a tamper)."""
+        """decided -> kept, held (for review) or discarded (or failed, for a crash or a tamper).
+
+        With other experiments in flight, would-be keeps are decided one at a time, in the order
+        they became would-be keeps, each under the run's lock and only against the champion of
+        that moment: one whose champion moved meanwhile is re-applied onto the new champion and
+        measured again first (or recorded stale). The champion cannot move while it is, so a
+        candidate is re-measured at most once."""
+        assert self.decision is not None
+        shared = self.shared
+        if self.decision.verdict is not Verdict.KEEP or shared is None:
+            return self._conclude()
+        with shared.turn(self.experiment.id, lambda: self.interrupts.abandon) as my_turn:
+            if not my_turn:
+                self.fail(Decision(Verdict.ABANDONED, "abandoned (Ctrl-C) waiting for its verdict"))
+                return
+            with shared.lock:
+                moved = None if shared.state.champion == self.state.champion else shared.snapshot_locked()
+            if moved is not None:
+                if not self.rebase(moved):
+                    return
+                self.measure()
+            with shared.lock:
+                assert shared.state.champion == self.state.champion  # nobody commits out of turn
+                self._conclude()
+                if self.step is Step.KEPT:
+                    shared.state.take_champion(self.experiment, self.parts.fingerprint)
+
+    def _conclude(self) -> None:
         assert self.decision is not None and self.proposal is not None and self.candidate is not None
         if self.decision.verdict is not Verdict.KEEP:
             self.finish(self.decision, Step.DISCARDED if self.decision.verdict is Verdict.DISCARD else Step.FAILED)
@@ -162,6 +202,36 @@ class ExperimentRun:
             self.hold(why)
         else:
             self.keep()
+
+    def rebase(self, champion: RunState) -> bool:
+        """decided (a keep against a champion that has moved) -> materialized on ``champion``:
+        the candidate's change re-applied there, its first measurement kept in the ledger."""
+        assert self.candidate is not None and self.decision is not None
+        experiment = self.experiment
+        candidate = self.workspace.describe(self.candidate)
+        assert candidate.diff is not None
+        moved_by = champion.champion_id
+        experiment.extra.setdefault("built_on", experiment.parent_commit)
+        rebases: list[dict[str, object]] = experiment.extra.setdefault("rebased", [])
+        rebases.append({"from": self.state.champion, "to": champion.champion, "by": moved_by, "metric": experiment.metric,
+                        "reason": self.decision.reason, "samples": experiment.extra.get("samples")})  # fmt: skip
+        self.workspace.discard(self.leftovers, candidate)
+        self.candidate = self.leftovers = self.decision = None
+        assert isinstance(self.workspace, SlotWorkspace)  # a shared run's workers each have one
+        self.workspace.move_to(champion.champion)
+        self.state = champion
+        experiment.parent_commit = champion.champion
+        experiment.guards = []
+        self.ledger.update(experiment)
+        patch_file = self.log_dir / f"rebased-{len(rebases)}.patch"
+        try:
+            self.candidate = self.workspace.materialize(Proposal(experiment.hypothesis, patch=candidate.diff), patch_file, champion.champion)
+        except ScopeViolation as exc:
+            by = f" (by experiment #{moved_by})" if moved_by is not None else ""
+            return self.fail(Decision(Verdict.STALE, f"the champion moved{by} while it was measured and the change no longer applies: {exc}"))
+        self.measure_copies_of(self.candidate)
+        self.step = Step.MATERIALIZED
+        return True
 
     # ------------------------------------------------------------ endings
 
@@ -173,8 +243,8 @@ class ExperimentRun:
         experiment.state = "committing"  # the verdict is on disk before the commit exists
         experiment.ended = time.time()
         self.ledger.update(experiment)
-        experiment.commit = self.parts.workspace.keep(self.candidate, self.commit_message(), self.leftovers)
-        self.contexts.kept(experiment.commit, self.candidate)
+        experiment.commit = self.workspace.keep(self.candidate, self.commit_message(), self.leftovers)
+        self.contexts.kept(experiment.commit, self.candidate, self.workspace)
         experiment.state = "done"
         self.ledger.update(experiment)
         self.step = Step.KEPT
@@ -184,7 +254,7 @@ class ExperimentRun:
         branch does not move, later candidates do not build on it) and recorded as needs-review."""
         assert self.decision is not None and self.candidate is not None
         branch = review_branch(self.parts.run_name, self.experiment.id)
-        commit = self.parts.workspace.hold(self.candidate, self.commit_message(), branch, self.state.champion)
+        commit = self.workspace.hold(self.candidate, self.commit_message(), branch, self.state.champion)
         self.experiment.extra["review"] = {"state": "pending", "branch": branch, "commit": commit, "why": why}
         self.finish(Decision(Verdict.NEEDS_REVIEW, f"{self.decision.reason}; waits for review: {why} (ratchet review)"), Step.HELD)
 
@@ -207,12 +277,21 @@ class ExperimentRun:
         if self.candidate is not None and self.candidate.diff is None:
             # An in-place candidate's diff is made only now that it will not be kept (a keep's
             # commit is its diff): the same git call gives what a discard puts back.
-            self.candidate = self.parts.workspace.describe(self.candidate)
+            self.candidate = self.workspace.describe(self.candidate)
             self.save_diff(self.candidate)
-        self.parts.workspace.discard(self.leftovers, self.candidate)
+        self.workspace.discard(self.leftovers, self.candidate)
+        self.measurement.candidate_patch = None
         self.step = step
 
     # ------------------------------------------------------------ helpers of the steps
+
+    def measure_copies_of(self, candidate: Candidate) -> None:
+        """An executor that measures in copies elsewhere needs the candidate as a patch now."""
+        if self.measurement.executor.measures_copies:
+            if candidate.diff is None:
+                self.candidate = candidate = self.workspace.describe(candidate)
+                self.save_diff(candidate)
+            self.measurement.candidate_patch = candidate.diff
 
     def save_diff(self, candidate: Candidate) -> None:
         if candidate.diff is not None:

@@ -8,9 +8,12 @@ harness between experiments.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from ratchet.events import RunObserver
+from ratchet.executors import Executor, Job, JobSource
 from ratchet.executors.jobs import guard_job, holdout_job
 from ratchet.executors.sampler import (
     Failure,
@@ -31,7 +34,7 @@ from ratchet.verdict import (
     holdout_regressed,
 )
 from ratchet.verdict.error_control import DEFAULT_HORIZON, Past
-from ratchet.workspace.worktree import Leftovers, reference_checkout
+from ratchet.workspace.worktree import Leftovers, Workspace, reference_checkout
 
 
 class _Announced:
@@ -60,15 +63,28 @@ class _Announced:
 
 
 class Measurement:
-    def __init__(self, parts: Parts) -> None:
+    """The measuring step of one worker: the run's (``workspace`` None) or a worker slot's, each with
+    its own candidate worktree, champion checkout, pristine harness and executor view, so that the
+    two sides of a pair are measured by the same worker."""
+
+    def __init__(self, parts: Parts, workspace: Workspace | None = None, executor: Executor | None = None) -> None:
         self.parts = parts
-        self.champion_folder = parts.state_dir / "worktrees" / f"{parts.run_name}.champion"
+        self.workspace = workspace or parts.workspace
+        self.executor = executor or parts.executor
+        name = self.workspace.worktree.name
+        self.champion_folder = parts.state_dir / "worktrees" / f"{name}.champion"
+        self._pristine_folder = parts.run_dir / ("pristine-harness" if name == parts.run_name else f"pristine-harness.{name}")
         self._champion_checkout: str | None = None
         self._pristine_harness: PristineHarness | None = None
         self._candidate_leftovers: Leftovers | None = None
+        # With several workers: the tests made so far and the keeps known, counting those of the
+        # experiments still in flight, taken under the run's lock (each test its own index).
+        self.reserve_test: Callable[[int], tuple[int, int]] | None = None
+        # With an executor that measures in copies: what the candidate worktree holds.
+        self.candidate_patch: str | None = None
 
     def sampler(self, state: RunState, log_dir: Path, interrupts: Interrupts) -> Sampler:
-        parts = self.parts
+        parts, workspace = self.parts, self.workspace
 
         def champion_dir() -> Path:
             # Made on first use, at the champion, clean: single measurements never need it.
@@ -80,23 +96,37 @@ class Measurement:
         def after_candidate() -> Failure | None:
             # Kept for the verdict step: the champion's samples run elsewhere, so this is still
             # the candidate worktree's state when the judging ends (one git status saved).
-            self._candidate_leftovers = leftovers = parts.workspace.leftovers()
+            self._candidate_leftovers = leftovers = workspace.leftovers()
             tampered = leftovers.tampered(parts.harness)
+            if (last := sampler.last_candidate_result()) is not None and last.changed is not None:
+                tampered += [path for path in last.changed if parts.harness.matches(path) and path not in tampered]
             if tampered:
                 return Failure(Verdict.TAMPERED, f"harness changed during measurement: {', '.join(tampered)}")
             return None
 
-        return Sampler(
+        sampler = Sampler(
             config=parts.config,
-            executor=parts.executor,
-            candidate_dir=parts.workspace.worktree,
+            executor=self.executor,
+            candidate_dir=workspace.worktree,
             champion_dir=champion_dir,
             log_dir=log_dir,
             stored_champion=state.champion_metric,
             should_abandon=lambda: interrupts.abandon,
             after_candidate=after_candidate,
             pristine=self._pristine(state),
+            sources=self._sources(state) if self.executor.measures_copies else None,
         )
+        return sampler
+
+    def _sources(self, state: RunState) -> dict[str, JobSource]:
+        root = self.parts.repo_root
+        return {"candidate": JobSource(root, state.champion, self.candidate_patch), "champion": JobSource(root, state.champion)}
+
+    def _job(self, job: Job, state: RunState) -> Job:
+        """A candidate job as the executor needs it: with its source when it measures in copies."""
+        if not self.executor.measures_copies:
+            return job
+        return replace(job, source=JobSource(self.parts.repo_root, state.champion, self.candidate_patch))
 
     def _pristine(self, state: RunState) -> PristineHarness | None:
         parts = self.parts
@@ -104,26 +134,34 @@ class Measurement:
             return None
         if self._pristine_harness is None:
             paths = harness_paths(parts.repo_root, state.base_commit, parts.harness.matches)
-            self._pristine_harness = PristineHarness(parts.repo_root, state.base_commit, paths, parts.run_dir / "pristine-harness")
+            self._pristine_harness = PristineHarness(parts.repo_root, state.base_commit, paths, self._pristine_folder)
         return self._pristine_harness
 
-    def run_guards(self, log_dir: Path, champion_guards: dict[str, float], interrupts: Interrupts) -> list[GuardResult]:
+    def run_guards(
+        self, log_dir: Path, champion_guards: dict[str, float], interrupts: Interrupts, state: RunState | None = None
+    ) -> list[GuardResult]:
         config = self.parts.config
         if not config.guards:
             return []
-        job = guard_job(config, self.parts.workspace.worktree, log_dir)
-        results = self.parts.executor.measure(job, should_abandon=lambda: interrupts.abandon)
+        job = guard_job(config, self.workspace.worktree, log_dir)
+        if state is not None:
+            job = self._job(job, state)
+        results = self.executor.measure(job, should_abandon=lambda: interrupts.abandon)
         return [
             evaluate_guard(guard, results[i] if i < len(results) else None, champion_guards.get(guard.name))
             for i, guard in enumerate(config.guards)
         ]
 
-    def holdout_value(self, log_dir: Path, interrupts: Interrupts, name: str = "holdout") -> tuple[float | None, str]:
+    def holdout_value(
+        self, log_dir: Path, interrupts: Interrupts, name: str = "holdout", state: RunState | None = None
+    ) -> tuple[float | None, str]:
         """The holdout metric of the worktree's candidate, or None and why it has none."""
         spec = self.parts.config.holdout
         assert spec is not None
-        job = holdout_job(self.parts.config, self.parts.workspace.worktree, log_dir, name)
-        (result,) = self.parts.executor.measure(job, should_abandon=lambda: interrupts.abandon)
+        job = holdout_job(self.parts.config, self.workspace.worktree, log_dir, name)
+        if state is not None:
+            job = self._job(job, state)
+        (result,) = self.executor.measure(job, should_abandon=lambda: interrupts.abandon)
         if not result.ok:
             return None, "timed out" if result.timed_out else f"exit {result.exit_code}" + (f"; {result.hint}" if result.hint else "")
         try:
@@ -144,7 +182,7 @@ class Measurement:
         except MeasurementFailed as exc:
             self._record_samples(experiment, sampler, None)
             # A failed sample never reached the harness check: look now (a crash may hide a tamper).
-            leftovers = parts.workspace.leftovers()
+            leftovers = self.workspace.leftovers()
             if exc.failure.verdict is not Verdict.TAMPERED and (tampered := leftovers.tampered(parts.harness)):
                 return Decision(Verdict.TAMPERED, f"harness changed during measurement: {', '.join(tampered)}"), leftovers
             return Decision(exc.failure.verdict, exc.failure.reason), leftovers
@@ -160,7 +198,7 @@ class Measurement:
             # The champion measured beside the candidate is one more group of the same code: the noise.
             experiment.extra["noise_estimate"] = {"sd_single": noise.sd_single, "sd_low": noise.sd_low, "sd_high": noise.sd_high, "df": noise.df}
         experiment.metric = judgement.candidate_value
-        leftovers = self._candidate_leftovers or parts.workspace.leftovers()
+        leftovers = self._candidate_leftovers or self.workspace.leftovers()
         decision = judgement.decision
         if decision.verdict is not Verdict.KEEP:
             return decision, leftovers
@@ -170,7 +208,7 @@ class Measurement:
                 return decision, leftovers
         if parts.config.holdout is not None:
             decision = self._check_holdout(experiment, state, log_dir, interrupts, decision)
-            leftovers = parts.workspace.leftovers()
+            leftovers = self.workspace.leftovers()
             if tampered := leftovers.tampered(parts.harness):
                 return Decision(Verdict.TAMPERED, f"harness changed during the holdout: {', '.join(tampered)}"), leftovers
         return decision, leftovers
@@ -179,8 +217,11 @@ class Measurement:
         """What run-level error control needs of the run so far: its tests, its keeps, its horizon
         (the first one recorded, so a resumed run with a new budget keeps the same error spending)."""
         history = state.history
-        tests = sum(int(e.extra.get("tests", 0)) for e in history) + int(experiment.extra.get("tests", 0))
-        keeps = sum(e.verdict is Verdict.KEEP for e in history)
+        if self.reserve_test is not None:
+            tests, keeps = self.reserve_test(experiment.id)
+        else:
+            tests = sum(int(e.extra.get("tests", 0)) for e in history) + int(experiment.extra.get("tests", 0))
+            keeps = sum(e.verdict is Verdict.KEEP for e in history)
         recorded = next((int(e.extra["fdr_horizon"]) for e in history if "fdr_horizon" in e.extra), None)
         horizon = recorded or self.parts.budget.iterations or DEFAULT_HORIZON
         return Past(tests=tests, keeps=keeps, horizon=max(1, horizon))
@@ -190,10 +231,10 @@ class Measurement:
     ) -> tuple[Decision, Leftovers]:
         # Guards cost time (a test suite): only would-be keeps pay for them.
         parts = self.parts
-        experiment.guards = self.run_guards(log_dir, state.champion_guards, interrupts)
+        experiment.guards = self.run_guards(log_dir, state.champion_guards, interrupts, state)
         if interrupts.abandon:
             return Decision(Verdict.ABANDONED, "abandoned (Ctrl-C) during the guards"), leftovers
-        leftovers = parts.workspace.leftovers()
+        leftovers = self.workspace.leftovers()
         if tampered := leftovers.tampered(parts.harness):
             return Decision(Verdict.TAMPERED, f"harness changed during the guards: {', '.join(tampered)}"), leftovers
         # The metric's verdict stands as the policy gave it (for a re-measuring policy, against
@@ -218,11 +259,13 @@ class Measurement:
             experiment.extra.update(judgement.to_json())
         experiment.extra["measurements"] = dict(sampler.counts)
         experiment.extra["fingerprint"] = self.parts.fingerprint
+        if sampler.placements:
+            experiment.extra["placements"] = list(sampler.placements)
 
     def _check_holdout(self, experiment: Experiment, state: RunState, log_dir: Path, interrupts: Interrupts, decision: Decision) -> Decision:
         spec = self.parts.config.holdout
         assert spec is not None
-        value, problem = self.holdout_value(log_dir, interrupts)
+        value, problem = self.holdout_value(log_dir, interrupts, state=state)
         experiment.extra["holdout"] = value
         if value is None:
             return Decision(Verdict.DISCARD, f"{decision.reason}, but the holdout failed: {problem}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ class Parts:
     # each a group of one code version (None until the first group of two).
     noise: Noise | None = field(init=False, default=None)
     noise_groups: list[list[float]] = field(init=False, default_factory=list)
+    # Several workers learn the noise at once (each comparison's champion samples).
+    _noise_lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         verdict = self.config.verdict
@@ -48,6 +51,10 @@ class Parts:
         """One group of measurements of one code version into the run's noise estimate; the estimate."""
         if len(samples) < 2:
             return self.noise
+        with self._noise_lock:
+            return self._learn_noise(samples)
+
+    def _learn_noise(self, samples: list[float]) -> Noise | None:
         log_scale = self.noise.log_scale if self.noise is not None else log_scale_for(self.config.verdict, samples)
         if log_scale and not all(value > 0 for value in samples):
             return self.noise  # no logarithm of these: they cannot join a log-scale estimate
@@ -82,8 +89,9 @@ class Parts:
         except FileNotFoundError:
             return ""
 
-    def new_experiment(self, ledger: Ledger, champion: str, proposer: str) -> Experiment:
-        """An experiment with its id, its log folder and its ledger row (state "running")."""
+    def new_experiment(self, ledger: Ledger, champion: str, proposer: str, worker: int | None = None) -> Experiment:
+        """An experiment with its id, its log folder and its ledger row (state "running"); with
+        several workers, the one measuring it."""
         experiment_id = ledger.next_id(self.run_name)
         log_dir = self.run_dir / "logs" / f"{experiment_id:04d}"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -96,5 +104,7 @@ class Parts:
             log_dir=str(log_dir),
             hardware=self.fingerprint,
         )
+        if worker is not None:
+            experiment.extra["worker"] = worker
         ledger.begin(experiment)
         return experiment

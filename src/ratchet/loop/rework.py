@@ -28,7 +28,7 @@ def rework(run: ExperimentRun) -> None:
         feedback = guard_feedback(experiment, run.log_dir if attempt == 1 else run.log_dir / f"rework-{attempt - 1}")
         attempt_dir = run.log_dir / f"rework-{attempt}"
         attempt_dir.mkdir(parents=True, exist_ok=True)
-        parts.workspace.drop_leftovers(run.candidate)  # the proposer sees its candidate, not build products
+        run.workspace.drop_leftovers(run.candidate)  # the proposer sees its candidate, not build products
         try:
             mended = run.proposer.mend(dataclasses.replace(run.context, rework=feedback, log_dir=attempt_dir))
         except ProposerError as exc:
@@ -39,18 +39,19 @@ def rework(run: ExperimentRun) -> None:
         if mended.usage is not None:
             add_usage(experiment, mended.usage)
         try:
-            parts.workspace.materialize(mended, attempt_dir / "proposal.patch", run.state.champion)
-            run.candidate = parts.workspace.check_scope(diff=None)  # the candidate, mended: all its changes
+            run.workspace.materialize(mended, attempt_dir / "proposal.patch", run.state.champion)
+            run.candidate = run.workspace.check_scope(diff=None)  # the candidate, mended: all its changes
         except ScopeViolation as exc:
             if "changes nothing" in str(exc):  # no further change: the candidate stays as it was
                 tries.append({"try": attempt, "hypothesis": mended.hypothesis, "result": "no change"})
                 continue
             tries.append({"try": attempt, "hypothesis": mended.hypothesis, "result": f"rejected: {exc}"})
             verdict = Verdict.TAMPERED if isinstance(exc, GitTampered) else Verdict.INVALID
-            run.decision, run.leftovers = Decision(verdict, f"rework {attempt} rejected: {exc}"), parts.workspace.leftovers()
+            run.decision, run.leftovers = Decision(verdict, f"rework {attempt} rejected: {exc}"), run.workspace.leftovers()
             return
         run.save_diff(run.candidate)
-        experiment.extra["change_id"] = parts.workspace.change_id(run.candidate)
+        run.measure_copies_of(run.candidate)
+        experiment.extra["change_id"] = run.workspace.change_id(run.candidate)
         experiment.hypothesis = f"{experiment.hypothesis} (mended: {mended.hypothesis})"
         experiment.guards = []
         run.ledger.update(experiment)

@@ -29,6 +29,7 @@ from ratchet.loop.measurement import Measurement
 from ratchet.loop.noise import calibrate, confirm, know_noise
 from ratchet.loop.parts import Parts
 from ratchet.loop.resume import open_run, repair
+from ratchet.loop.scheduler import Scheduler, worker_count
 from ratchet.loop.state import Interrupts, RunState
 from ratchet.measure.hardware import fingerprint, hardware_info
 from ratchet.proposers import (
@@ -58,6 +59,7 @@ class Loop:
         observer: RunObserver | None = None,
         proposer: Proposer | None = None,
         executor: Executor | None = None,
+        workers: int | None = None,
     ) -> None:
         workspace = Workspace(repo_root, config.run.name, Globs(config.scope.mutable), Globs(config.scope.harness))
         hardware = hardware_info()
@@ -75,6 +77,7 @@ class Loop:
         self.measurement = Measurement(self.parts)
         self.contexts = ContextBuilder(self.parts)
         self._proposer = proposer
+        self.workers = worker_count(config, workers)
 
     def run(self) -> RunSummary:
         parts = self.parts
@@ -131,7 +134,10 @@ class Loop:
                     proposer.resume(tuple(state.history), parts.run_dir / "proposer")
                 except ProposerError as exc:
                     raise RunError(f"the {proposer.kind} proposer cannot start: {exc}") from None
-                stop_reason, exit_code = self._loop(ledger, session, proposer, state, interrupts)
+                if self.workers > 1:
+                    stop_reason, exit_code = self._scheduled(ledger, session, proposer, state, interrupts)
+                else:
+                    stop_reason, exit_code = self._loop(ledger, session, proposer, state, interrupts)
                 if not interrupts.stop:
                     confirm(parts, ledger, self.measurement, state, interrupts)
                 if interrupts.stop:  # a Ctrl-C during the confirmation race is an interruption too
@@ -176,6 +182,14 @@ class Loop:
             parts.observer.experiment_done(experiment)
             if experiment.verdict is Verdict.TAMPERED:
                 parts.observer.alarm(f"experiment {experiment.id} TAMPERED with the harness: {experiment.reason}")
+
+    def _scheduled(self, ledger: Ledger, session: int, proposer: Proposer, state: RunState, interrupts: Interrupts) -> tuple[str, int]:
+        """The loop with several experiments in flight (``[run] workers``)."""
+        scheduler = Scheduler(self.parts, ledger, session, proposer, state, interrupts, self.contexts, self.measurement, self.workers)
+        try:
+            return scheduler.run()
+        finally:
+            scheduler.close()
 
     def _progress(self, ledger: Ledger, state: RunState) -> Progress:
         tokens, cost = ledger.spent(self.parts.run_name)

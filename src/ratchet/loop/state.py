@@ -3,11 +3,12 @@ reads, and whether the user asked to stop."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ratchet.budget import Progress
 from ratchet.events import RunObserver
@@ -27,9 +28,11 @@ class RunState:
     champion_fingerprint: str = ""
     champion_holdout: float | None = None
     progress: Progress | None = None
+    champion_id: int | None = None  # the experiment that made the champion (None: the baseline's, or unknown)
 
-    def record(self, experiment: Experiment, fingerprint: str) -> None:
-        """Take a finished experiment into the state: counts, failures in a row, a new champion."""
+    def record(self, experiment: Experiment, fingerprint: str, *, champion: bool = True) -> None:
+        """Take a finished experiment into the state: counts, failures in a row, a new champion
+        (unless ``champion`` is False: a scheduler's keep took the champion when it committed)."""
         assert experiment.verdict is not None
         self.history.append(experiment)
         if experiment.verdict.counts_as_iteration:
@@ -38,14 +41,73 @@ class RunState:
             self.consecutive_failures += 1
         elif experiment.verdict is not Verdict.ABANDONED:
             self.consecutive_failures = 0
-        if experiment.verdict is Verdict.KEEP:
-            assert experiment.commit is not None and experiment.metric is not None
-            self.champion = experiment.commit
-            self.champion_metric = experiment.metric
-            self.champion_guards = _guard_values(experiment)
-            self.champion_fingerprint = fingerprint
-            if "holdout" in experiment.extra:
-                self.champion_holdout = experiment.extra["holdout"]
+        if experiment.verdict is Verdict.KEEP and champion:
+            self.take_champion(experiment, fingerprint)
+
+    def take_champion(self, experiment: Experiment, fingerprint: str) -> None:
+        """A keep's commit becomes the champion, with its scores."""
+        assert experiment.commit is not None and experiment.metric is not None
+        self.champion = experiment.commit
+        self.champion_id = experiment.id
+        self.champion_metric = experiment.metric
+        self.champion_guards = _guard_values(experiment)
+        self.champion_fingerprint = fingerprint
+        if "holdout" in experiment.extra:
+            self.champion_holdout = experiment.extra["holdout"]
+
+
+class SharedState:
+    """The run's state as the workers of a scheduler share it. The champion moves only under
+    ``lock`` (a keep decides and commits holding it); each worker measures against a snapshot."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self.lock = threading.Lock()
+        # Run-level error control: tests reserved by experiments still in flight, by id.
+        self._open_tests: dict[int, int] = {}
+        # Would-be keeps waiting for their verdict, first come first decided.
+        self._turns = threading.Condition()
+        self._queue: list[int] = []
+
+    @contextlib.contextmanager
+    def turn(self, experiment_id: int, give_up: Callable[[], bool]) -> Iterator[bool]:
+        """Wait for this would-be keep's turn to be decided (would-be keeps queue in the order
+        they came); yields False if ``give_up()`` said so first. The turn ends with the block."""
+        with self._turns:
+            self._queue.append(experiment_id)
+            while self._queue[0] != experiment_id and not give_up():
+                self._turns.wait(timeout=0.5)
+            mine = self._queue[0] == experiment_id
+        try:
+            yield mine
+        finally:
+            with self._turns:
+                self._queue.remove(experiment_id)
+                self._turns.notify_all()
+
+    def snapshot(self) -> RunState:
+        with self.lock:
+            return self.snapshot_locked()
+
+    def snapshot_locked(self) -> RunState:
+        """A copy a worker can read while the driver goes on (call holding ``lock``)."""
+        state = self.state
+        return replace(state, history=list(state.history), champion_guards=dict(state.champion_guards))
+
+    def record(self, experiment: Experiment, fingerprint: str) -> None:
+        with self.lock:
+            self.state.record(experiment, fingerprint, champion=False)
+            self._open_tests.pop(experiment.id, None)
+
+    def reserve_test(self, experiment_id: int) -> tuple[int, int]:
+        """(tests made before this one, keeps known): every test of the run gets its own index,
+        those of experiments in flight counted, so no two share the error budget of one."""
+        with self.lock:
+            history = self.state.history
+            tests = sum(int(e.extra.get("tests", 0)) for e in history) + sum(self._open_tests.values())
+            keeps = sum(e.verdict is Verdict.KEEP for e in history)
+            self._open_tests[experiment_id] = self._open_tests.get(experiment_id, 0) + 1
+            return tests, keeps
 
 
 def state_from_history(history: list[Experiment], champion: str, base_commit: str) -> RunState:

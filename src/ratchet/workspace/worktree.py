@@ -547,7 +547,7 @@ class Workspace:
         """Commit the candidate on ``branch`` (on top of ``champion``) without moving the run
         branch: a would-be keep waiting for a person's review. Returns the commit; the
         worktree is left as it was (the caller discards the candidate)."""
-        env = {**self.identity_env(), "GIT_INDEX_FILE": str(self.state_dir / f"review-{self.run}.index")}
+        env = {**self.identity_env(), "GIT_INDEX_FILE": str(self.state_dir / f"review-{self.worktree.name}.index")}
         try:
             git(self.worktree, "read-tree", champion, env=env)
             git(self.worktree, "add", "-A", "--", *candidate.paths, env=env)
