@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from ratchet.config import ContextCommand
 from ratchet.experiment import Experiment, Verdict
 from ratchet.measure.runner import run_command
 from ratchet.proposers.base import ProposalContext
-from ratchet.proposers.brief import RULES
+from ratchet.proposers.brief import IN_FLIGHT_ROWS, RULES, in_flight
 
 if TYPE_CHECKING:
     from ratchet.measure.containment import Containment
@@ -54,6 +55,14 @@ class HistoryRow:
     verdict: str
     metric: str
     delta: str
+    hypothesis: str
+
+
+@dataclass(frozen=True)
+class InFlightRow:
+    """An experiment being measured while this one is proposed (several workers)."""
+
+    id: int
     hypothesis: str
 
 
@@ -241,13 +250,31 @@ class ContextRunner:
         self.hidden_env = set(hidden_env)
         self.containment = containment
         self._cache: tuple[str, list[ContextOutput]] | None = None
+        # Several workers proposing on one champion: the first runs the commands, the others
+        # wait for its outputs instead of running them again in their own checkouts.
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]  # a copy gets a lock of its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def outputs(self, context: ProposalContext) -> list[ContextOutput]:
         if not self.commands:
             return []
         head = _head(context.worktree)
-        if self._cache is not None and self._cache[0] == head:
-            return self._cache[1]
+        with self._lock:
+            if self._cache is not None and self._cache[0] == head:
+                return self._cache[1]
+            outputs = self._run(context)
+            self._cache = (head, outputs)
+            return outputs
+
+    def _run(self, context: ProposalContext) -> list[ContextOutput]:
         env = {key: value for key, value in os.environ.items() if key not in self.hidden_env}
         outputs = []
         before = _status(context.worktree)
@@ -270,7 +297,6 @@ class ContextRunner:
                 outputs.append(ContextOutput(command.name, command.command, result.exit_code, text))
         finally:
             _restore(context.worktree, before)
-        self._cache = (head, outputs)
         return outputs
 
 
@@ -293,6 +319,7 @@ def prompt_variables(
 ) -> dict[str, Any]:
     """The variables every template sees (documented in the README's Proposers section)."""
     rows, omitted = history_rows(context.history, history_rows_limit)
+    running, running_omitted = in_flight(context, HYPOTHESIS_CHARS)
     stuck = since_last_keep(context.history)
     kept = sum(1 for e in context.history if e.verdict is Verdict.KEEP)
     return {
@@ -309,6 +336,9 @@ def prompt_variables(
         "files": files,
         "history": rows,
         "history_omitted": omitted,
+        # The other experiments in flight (several workers), so that none is proposed twice.
+        "in_flight": [InFlightRow(id, hypothesis) for id, hypothesis in running],
+        "in_flight_omitted": running_omitted,
         "last_failure": last_failure(context.history, max_output_chars),
         # Set when the loop asks to mend a candidate that failed a guard (`verdict.rework`).
         "rework": (context.rework or "")[-max_output_chars:] or None,
@@ -329,7 +359,8 @@ def prompt_cap(
     commands = sum(len(c.name) + len(c.command) + max_output_chars + 100 for c in context_commands)
     failure = HYPOTHESIS_CHARS + 300 + max_output_chars + 100
     near = NEAR_MISSES * (HYPOTHESIS_CHARS + 60)
-    return TEMPLATE_CHARS + len(brief) + max_scope_chars + history_rows * ROW_CHARS + 200 + failure + commands + near
+    running = IN_FLIGHT_ROWS * (HYPOTHESIS_CHARS + 20) + 100  # however many workers there are
+    return TEMPLATE_CHARS + len(brief) + max_scope_chars + history_rows * ROW_CHARS + 200 + failure + commands + near + running
 
 
 def _number(value: float | None) -> str:

@@ -6,6 +6,9 @@ from ratchet.experiment import Verdict
 from ratchet.proposers.base import ProposalContext
 
 HISTORY_ROWS = 40
+# Experiments in flight shown to a proposer (several workers): a bound, so a prompt does not grow
+# with ``[run] workers``; the rest are counted in one line.
+IN_FLIGHT_ROWS = 16
 
 RULES = """\
 ## Rules
@@ -32,6 +35,28 @@ def history_table(context: ProposalContext, rows: int = HISTORY_ROWS) -> str:
     return "\n".join(lines)
 
 
+def in_flight(context: ProposalContext, chars: int = 160, rows: int = IN_FLIGHT_ROWS) -> tuple[list[tuple[int, str]], int]:
+    """The other experiments being measured now, as (id, hypothesis cut to ``chars``), and how many
+    more were left out. Only those already proposed: one still being proposed has nothing to avoid."""
+    proposed = [e for e in context.in_flight if e.hypothesis.strip() and e.id != context.iteration]
+    shown = []
+    for experiment in proposed[:rows]:
+        text = " ".join(experiment.hypothesis.split())
+        shown.append((experiment.id, text if len(text) <= chars else text[: chars - 1] + "…"))
+    return shown, len(proposed) - len(shown)
+
+
+def in_flight_section(context: ProposalContext) -> str:
+    """The brief's "being measured now" section, or "" when nothing else is in flight."""
+    shown, more = in_flight(context)
+    if not shown:
+        return ""
+    lines = [f"- #{id} {hypothesis}" for id, hypothesis in shown]
+    if more:
+        lines.append(f"- … and {more} more")
+    return "\n## Being measured now: do not propose these again\n" + "\n".join(lines) + "\n"
+
+
 def render_brief(context: ProposalContext, hypothesis_file: str) -> str:
     champion = "unknown" if context.champion_metric is None else f"{context.champion_metric:.6g}"
     baseline = "unknown" if context.baseline_metric is None else f"{context.baseline_metric:.6g}"
@@ -50,7 +75,7 @@ Globs: {", ".join(context.scope)}
 
 ## History
 {history_table(context)}
-
+{in_flight_section(context)}
 {RULES}
 Hypothesis file: {hypothesis_file}
 """

@@ -3,6 +3,11 @@
 The program runs in the worktree with the brief in a file and in environment variables; the
 diff it leaves is the proposal; its hypothesis comes from the hypothesis file, or else from the
 last line it printed; what it spent, from the usage file if it writes one.
+
+With several workers, several programs run at once, each in its own candidate worktree, with
+its brief and files in its experiment's own log folder: the proposer keeps nothing between
+calls, so it proposes concurrently. What the others are
+measuring is in the brief ("Being measured now") and, as JSON, in ``$RATCHET_IN_FLIGHT_FILE``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from ratchet.proposers.brief import render_brief
 class CommandProposer(Proposer):
     kind = "command"
     refuses_repeats = True
+    concurrent = True
     # How the program runs: sandboxed, with the environment allowlist (None: as ratchet runs).
     containment: Containment | None = None
 
@@ -89,6 +95,7 @@ class CommandProposer(Proposer):
                 "the improvement; write a new one-line hypothesis.\n\n" + context.rework + "\n"
             )
         brief_file.write_text(brief)
+        in_flight_file = _write_in_flight(context)
         # Contained, the program gets the allowlisted environment plus these; else all of ratchet's.
         env = {} if self.containment is not None else dict(os.environ)
         env.update(
@@ -103,6 +110,8 @@ class CommandProposer(Proposer):
             RATCHET_SCOPE="\n".join(context.scope),
             RATCHET_WORKTREE=str(context.worktree),
             RATCHET_REWORK="1" if context.rework else "",
+            # "" when nothing else is in flight (one worker), like the other variables that may be empty.
+            RATCHET_IN_FLIGHT_FILE="" if in_flight_file is None else str(in_flight_file),
         )
         if self.containment is not None:
             result = self.containment.run(
@@ -142,6 +151,21 @@ class CommandProposer(Proposer):
         return Proposal(
             hypothesis=" ".join(hypothesis.split())[:500] or "(no hypothesis given)", in_place=True, usage=usage
         )
+
+
+def _write_in_flight(context: ProposalContext) -> Path | None:
+    """``[{"id": .., "hypothesis": .., "meta": {..}}]`` of the other experiments being measured
+    (those already proposed), in the log folder beside the brief; None when there are none."""
+    running = [
+        {"id": e.id, "hypothesis": e.hypothesis, "meta": e.proposal_meta}
+        for e in context.in_flight
+        if e.id != context.iteration and e.hypothesis.strip()
+    ]
+    if not running:
+        return None
+    path = context.log_dir / "in-flight.json"
+    path.write_text(json.dumps(running, indent=1, default=str) + "\n")
+    return path
 
 
 def read_usage_file(path: Path) -> Usage | None:

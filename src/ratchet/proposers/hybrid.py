@@ -24,12 +24,23 @@ In the ledger, ``proposal.step`` is ``"structure"`` or ``"tuning"`` (and ``propo
 the id of the structure a tuning step belongs to); hypotheses start with ``[structure]`` or
 ``[tuning i/N of #id]``. The cycle's state is read back from the ledger (and the structure's
 edits from the proposer's state folder), so a resumed run carries on where it stopped.
+
+With several workers, structure steps are llm conversations side by side; the tuning steps of
+one structure are chosen under a lock, counting the ones still being measured (those in flight,
+and those this proposer handed out that the loop has not yet listed) so that a structure gets
+``tuning_trials`` of them in all, each a different sample: the running ones join the study as
+running trials, which TPE's constant liar steers away from.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,16 +80,45 @@ class HybridProposer(LLMProposer):
         super().__init__(section, root=root, money_budget=money_budget, containment=containment)
         self.hybrid = section
         self.direction = direction
+        # Tuning steps handed out and not yet in the history: experiment id -> its meta.
+        self._handed: dict[int, dict[str, Any]] = {}
+        self._tuning = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        del state["_tuning"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._tuning = threading.Lock()
+
+    def resume(self, history: tuple[Experiment, ...], state_dir: Path) -> None:
+        super().resume(history, state_dir)
+        with self._tuning:
+            self._handed = {}  # a new session: what was in flight is in the ledger now
 
     def propose(self, context: ProposalContext) -> Proposal:
         structure = _current_structure(context.history)
         if structure is not None:
-            trials = [e for e in context.history if _step(e) == "tuning" and e.proposal_meta.get("structure") == structure.id]
-            if len(trials) < self.hybrid.tuning_trials:
-                proposal = self._tune(context, structure, trials)
-                if proposal is not None:
-                    return proposal
+            with self._tuning:
+                trials = [e for e in context.history if _step(e) == "tuning" and e.proposal_meta.get("structure") == structure.id]
+                running = self._running(context, structure.id)
+                if len(trials) + len(running) < self.hybrid.tuning_trials:
+                    proposal = self._tune(context, structure, trials, running)
+                    if proposal is not None:
+                        self._handed[context.iteration] = dict(proposal.meta)
+                        return proposal
         return self._structure(context)
+
+    def _running(self, context: ProposalContext, structure: int) -> list[dict[str, Any]]:
+        """The metas of ``structure``'s tuning steps being measured now (none with one worker)."""
+        done = {e.id for e in context.history}
+        for id in [id for id in self._handed if id in done]:
+            del self._handed[id]
+        running = {id: meta for id, meta in self._handed.items() if id != context.iteration}
+        running.update({e.id: e.proposal_meta for e in context.in_flight if e.id != context.iteration and e.proposal_meta})
+        return [meta for meta in running.values() if meta.get("step") == "tuning" and meta.get("structure") == structure]
 
     # ------------------------------------------------------------ structure steps
 
@@ -88,8 +128,8 @@ class HybridProposer(LLMProposer):
         folder.mkdir(parents=True, exist_ok=True)
         # The structure's files, kept so that its tuning steps (after a restart too) can rebuild it.
         (folder / f"{context.iteration}.json").write_text(json.dumps(change.edits))
-        overlay = self._overlay(context, change.edits)
-        params = self._params(overlay, context, change.edits)
+        with self._overlay(context, change.edits) as overlay:
+            params = self._params(overlay, context, change.edits)
         meta = {**change.meta, "step": "structure", "structure": context.iteration}
         if params:
             meta["params"] = {param.name: param.value for param in params}
@@ -97,7 +137,9 @@ class HybridProposer(LLMProposer):
 
     # ------------------------------------------------------------ tuning steps
 
-    def _tune(self, context: ProposalContext, structure: Experiment, trials: list[Experiment]) -> Proposal | None:
+    def _tune(
+        self, context: ProposalContext, structure: Experiment, trials: list[Experiment], running: list[dict[str, Any]]
+    ) -> Proposal | None:
         """The next TPE trial on ``structure``'s numbers, or None when it has nothing to tune."""
         import optuna
 
@@ -108,17 +150,47 @@ class HybridProposer(LLMProposer):
                 pending = json.loads((context.state_dir / STRUCTURES_DIR / f"{structure.id}.json").read_text())
             except (OSError, ValueError):
                 return None
-        overlay = self._overlay(context, pending)
-        params = self._params(overlay, context, pending)
-        if not params:
-            return None
+        with self._overlay(context, pending) as overlay:
+            params = self._params(overlay, context, pending)
+            if not params:
+                return None
+            values = self._sample(params, structure, trials, running)
+            try:
+                rendered = render_edits(overlay, params, values)
+            except ValueError as exc:
+                raise ProposerError(f"tuning structure #{structure.id}: {exc}") from None
+        edits = {**pending, **rendered}
+        originals = {path: _read(context.worktree, path) for path in edits}
+        names = _display_names(params)
+        number = len(trials) + len(running) + 1
+        summary = ", ".join(f"{names[p.name]}={_show(values[p.name])}" for p in params)
+        return Proposal(
+            hypothesis=f"[tuning {number}/{self.hybrid.tuning_trials} of #{structure.id}] {summary}",
+            edits=edits,
+            meta={
+                "step": "tuning",
+                "structure": structure.id,
+                "trial": number,
+                "params": values,
+                "diff_key": diff_key(originals, edits),
+            },
+        )
+
+    def _sample(
+        self, params: list[Param], structure: Experiment, trials: list[Experiment], running: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """TPE's next values for ``params``, from the structure's measured versions; the running
+        ones are running trials of the study, so the constant liar keeps the sample off them."""
+        import optuna
+
         distributions = {param.name: _distribution(param.spec) for param in params}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        seed = None if self.hybrid.seed is None else self.hybrid.seed + structure.id * 1000 + len(trials)
-        study = optuna.create_study(
-            direction=self.direction,  # type: ignore[arg-type]
-            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.hybrid.startup_trials),
-        )
+        # Shifted by the steps running too: two steps sampled side by side do not share a seed.
+        seed = None if self.hybrid.seed is None else self.hybrid.seed + structure.id * 1000 + len(trials) + len(running)
+        with warnings.catch_warnings():  # constant_liar is "experimental" before optuna 5 (its default since)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.hybrid.startup_trials, constant_liar=True)
+        study = optuna.create_study(direction=self.direction, sampler=sampler)  # type: ignore[arg-type]
         # What the ledger knows about this structure is the study: nothing else to keep in sync.
         for experiment in [structure, *trials]:
             known = experiment.proposal_meta.get("params")
@@ -135,46 +207,40 @@ class HybridProposer(LLMProposer):
                     )
                 except ValueError:
                     pass  # a value outside its (changed) range
+        for meta in running:
+            known = meta.get("params")
+            if isinstance(known, dict) and set(known) == set(distributions):
+                try:
+                    study.add_trial(
+                        optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params=known, distributions=distributions)
+                    )
+                except ValueError:
+                    pass
         trial = study.ask()
-        values: dict[str, Any] = {
+        return {
             param.name: normalize(OptunaProposer._suggest(trial, param, distributions[param.name]), param.spec)
             for param in params
         }
-        try:
-            rendered = render_edits(overlay, params, values)
-        except ValueError as exc:
-            raise ProposerError(f"tuning structure #{structure.id}: {exc}") from None
-        edits = {**pending, **rendered}
-        originals = {path: _read(context.worktree, path) for path in edits}
-        names = _display_names(params)
-        number = len(trials) + 1
-        summary = ", ".join(f"{names[p.name]}={_show(values[p.name])}" for p in params)
-        return Proposal(
-            hypothesis=f"[tuning {number}/{self.hybrid.tuning_trials} of #{structure.id}] {summary}",
-            edits=edits,
-            meta={
-                "step": "tuning",
-                "structure": structure.id,
-                "trial": number,
-                "params": values,
-                "diff_key": diff_key(originals, edits),
-            },
-        )
 
     # ------------------------------------------------------------ helpers
 
-    def _overlay(self, context: ProposalContext, edits: dict[str, str]) -> Path:
-        """A scratch copy of the scope's files at the champion with ``edits`` written over them."""
-        overlay = context.state_dir / OVERLAY_DIR
-        shutil.rmtree(overlay, ignore_errors=True)
-        for path in {*context.scope_files, *edits}:
-            target = overlay / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if path in edits:
-                target.write_text(edits[path], encoding="utf-8", errors="surrogateescape")
-            elif (context.worktree / path).is_file():
-                shutil.copyfile(context.worktree / path, target)
-        return overlay
+    @contextlib.contextmanager
+    def _overlay(self, context: ProposalContext, edits: dict[str, str]) -> Iterator[Path]:
+        """A scratch copy of the scope's files at the champion with ``edits`` written over them,
+        removed after use: one folder per call, as several workers may propose at once."""
+        context.state_dir.mkdir(parents=True, exist_ok=True)
+        overlay = Path(tempfile.mkdtemp(prefix=f"{OVERLAY_DIR}-", dir=context.state_dir))
+        try:
+            for path in {*context.scope_files, *edits}:
+                target = overlay / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if path in edits:
+                    target.write_text(edits[path], encoding="utf-8", errors="surrogateescape")
+                elif (context.worktree / path).is_file():
+                    shutil.copyfile(context.worktree / path, target)
+            yield overlay
+        finally:
+            shutil.rmtree(overlay, ignore_errors=True)
 
     def _params(self, overlay: Path, context: ProposalContext, edits: dict[str, str]) -> list[Param]:
         files = sorted({*context.scope_files, *edits})

@@ -7,6 +7,10 @@ One proposal is one short conversation:
 2. if a block does not apply, the error goes back once and the corrected answer is used (repair);
 3. if the change is one the ledger already holds, the model is asked once for another.
 
+With several workers, proposals are made side by side: each is its own conversation (its own
+HTTP requests on the SDK's thread-safe client), told what the others in flight are proposing; a
+change one of them is already measuring counts as a repeat.
+
 Every call is priced from the API's usage fields; before a call that could overrun the token or
 money budget, the proposer stops (the loop ends the run cleanly). A failed call, a malformed
 answer or a repair that still fails is a failed proposal (an ``invalid`` experiment with its
@@ -15,6 +19,7 @@ cost), never a crash of the run.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,6 +138,9 @@ class _Conversation:
 
 class LLMProposer(Proposer):
     kind = "llm"
+    # A proposal's state is its _Conversation; what the proposer shares across calls is read-only
+    # once opened, except the context commands' cache (it locks) and the lazy open (locked here).
+    concurrent = True
 
     def __init__(
         self, section: LLMProposerSection, *, root: Path, money_budget: bool = False, containment: Containment | None = None
@@ -147,6 +155,16 @@ class LLMProposer(Proposer):
         )
         self.templates: Templates | None = None
         self.client: ChatClient | None = None
+        self._opening = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_opening"]  # a copy gets a lock of its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._opening = threading.Lock()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -173,7 +191,9 @@ class LLMProposer(Proposer):
 
     def propose_change(self, context: ProposalContext, *, structural: bool = False, tuning_trials: int = 0) -> Change:
         if self.client is None or self.templates is None:
-            self.resume(context.history, context.state_dir)
+            with self._opening:  # the loop normally calls resume first; several workers open once
+                if self.client is None or self.templates is None:
+                    self.resume(context.history, context.state_dir)
         assert self.client is not None and self.templates is not None
         templates = self.templates
         section = self.section
@@ -194,14 +214,17 @@ class LLMProposer(Proposer):
         answer, edits = self._apply(conversation, context, conversation.ask(templates.render("prompt.j2", **variables)), variables)
         originals = {path: _read(context.worktree, path) for path in edits}
         key = diff_key(originals, edits)
-        earlier = _same_change(context.history, key)
+        # A change another worker is measuring now is as much a repeat as one in the history.
+        known = context.history + context.in_flight
+        earlier = _same_change(known, key)
         if earlier is not None:
-            row = {"id": earlier.id, "verdict": str(earlier.verdict), "metric": "" if earlier.metric is None else f"{earlier.metric:.6g}"}
+            verdict = "being measured now" if earlier.verdict is None else str(earlier.verdict)
+            row = {"id": earlier.id, "verdict": verdict, "metric": "" if earlier.metric is None else f"{earlier.metric:.6g}"}
             text = conversation.ask(templates.render("duplicate.j2", earlier=row, **variables))
             answer, edits = self._apply(conversation, context, text, variables)
             originals = {path: _read(context.worktree, path) for path in edits}
             key = diff_key(originals, edits)
-            again = _same_change(context.history, key)
+            again = _same_change(known, key)
             if again is not None:
                 raise ProposerError(f"the same change as experiment {again.id}; not measured again", usage=conversation.spent)
         meta: dict[str, Any] = {
