@@ -158,20 +158,34 @@ def run(
     config: ConfigOption = None,
     iterations: Annotated[Optional[int], typer.Option("--iterations", "-n", min=0, help="Experiments to run in this run (overrides budget.iterations).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Run name (overrides [run] name).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, max=256, help="Experiments in flight at once, each in its own worktree (overrides [run] workers).")] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where measurements run: local or ray (overrides [executor] kind).")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="The Ray cluster to join: auto or ray://host:port (overrides [executor] address).")] = None,
 ) -> None:
     """Run the loop: baseline first, then experiments until the budget ends or Ctrl-C. Run again to resume.
+
+    With --workers N, N experiments are in flight at once; a keep is only ever decided against
+    the champion of that moment (a candidate whose champion moved is re-applied and measured
+    again, or recorded stale). Ctrl-C once lets the experiments in flight finish; twice abandons them.
 
     Exit codes: 0 a budget spent or the target reached; 1 the run could not start or go on (the
     baseline failed, git failed); 2 the config is wrong; 4 stopped by experiments failing in a
     row (budget.max_consecutive_crashes); 130 interrupted (Ctrl-C).
     """
+    if executor is not None and executor not in ("local", "ray"):
+        raise _fail(f"--executor: {executor!r} is not an executor (local or ray)", 2)
+    if address is not None and (executor or "ray") != "ray":
+        raise _fail("--address is for the ray executor (--executor ray)", 2)
     project = _project(config)
-    code = _run_loop(project, iterations=iterations, name=name)
+    code = _run_loop(project, iterations=iterations, name=name, workers=workers, executor=executor, address=address)
     if code:
         raise typer.Exit(code)
 
 
-def _run_loop(project: Project, *, iterations: int | None, name: str | None) -> int:
+def _run_loop(
+    project: Project, *, iterations: int | None, name: str | None, workers: int | None = None,
+    executor: str | None = None, address: str | None = None,
+) -> int:  # fmt: skip
     """The loop, with its one-line errors; returns the exit code its stop calls for."""
     from ratchet.loop import Loop, RunError
     from ratchet.report.terminal import make_display
@@ -181,9 +195,14 @@ def _run_loop(project: Project, *, iterations: int | None, name: str | None) -> 
         cfg = cfg if name is None else cfg.with_run_name(name)
     except ValueError as exc:
         raise _fail(f"--name: {exc}", 2) from None
+    if executor is not None or address is not None:
+        update = {"kind": "ray" if address is not None and executor is None else executor or cfg.executor.kind}
+        if address is not None:
+            update["address"] = address
+        cfg = cfg.model_copy(update={"executor": cfg.executor.model_copy(update=update)})
     display = make_display(out.console)
     try:
-        return Loop(project.root, cfg, iterations=iterations, observer=display).run().exit_code
+        return Loop(project.root, cfg, iterations=iterations, observer=display, workers=workers).run().exit_code
     except (RunError, WorkspaceError, GitError) as exc:
         display.close()
         raise _fail(str(exc)) from None
