@@ -9,6 +9,7 @@ import random
 from typing import Any
 
 from ratchet.config import Config
+from ratchet.executors import JobSource
 from ratchet.executors.sampler import MeasurementFailed, Sampler
 from ratchet.experiment import Verdict
 from ratchet.ledger import Ledger
@@ -153,9 +154,11 @@ def confirm(parts: Parts, ledger: Ledger, measurement: Measurement, state: RunSt
     log_dir = parts.run_dir / "logs" / "confirmation"
     sampler = measurement.sampler(state, log_dir, interrupts)
     race = Sampler(
-        config=parts.config, executor=parts.executor, candidate_dir=sampler.champion_dir(), champion_dir=lambda: baseline_folder,
+        config=parts.config, executor=measurement.executor, candidate_dir=sampler.champion_dir(), champion_dir=lambda: baseline_folder,
         log_dir=log_dir, stored_champion=state.baseline_metric, should_abandon=lambda: interrupts.abandon,
         after_candidate=lambda: None, pristine=sampler.pristine,
+        sources={"candidate": JobSource(parts.repo_root, state.champion), "champion": JobSource(parts.repo_root, state.base_commit)}
+        if measurement.executor.measures_copies else None,
     )  # fmt: skip
     parts.observer.message(f"Confirmation race: the champion against the baseline, {pairs} pair{'s' if pairs > 1 else ''}…")
     rng = random.Random(f"{parts.config.verdict.seed}/{parts.run_name}/confirm")

@@ -134,6 +134,7 @@ def state_from_history(history: list[Experiment], champion: str, base_commit: st
         base_commit=base_commit,
         champion_fingerprint=last_keep.hardware,
         champion_holdout=last_keep.extra.get("holdout"),
+        champion_id=last_keep.id if last_keep.verdict is Verdict.KEEP else None,
     )
 
 
