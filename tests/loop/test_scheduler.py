@@ -183,8 +183,9 @@ def test_a_proposer_that_is_not_concurrent_is_called_one_call_at_a_time_and_told
     assert len(proposer.outcomes) == 4  # told every verdict
 
 
-def test_ctrl_c_once_lets_the_experiments_in_flight_finish(tmp_path: Path) -> None:
-    repo = _repo(tmp_path, workers=2, iterations=20, sleep=2.0)
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_once_lets_the_experiments_in_flight_finish_twice_abandons_them(tmp_path: Path, presses: int) -> None:
+    repo = _repo(tmp_path, workers=2, iterations=20, sleep=2.0 if presses == 1 else 20.0)
     # The command proposer writes a new file per experiment (its own worktree: no conflicts).
     script = repo / "propose.sh"
     script.write_text("#!/bin/sh\necho 0.1 > \"$(echo $RATCHET_EXPERIMENT | tr 0-9 a-j | cut -c1-1).txt\"\n")
@@ -203,6 +204,9 @@ def test_ctrl_c_once_lets_the_experiments_in_flight_finish(tmp_path: Path) -> No
         else:
             pytest.fail("two experiments never ran at once")
         process.send_signal(signal.SIGINT)
+        if presses == 2:
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -210,8 +214,12 @@ def test_ctrl_c_once_lets_the_experiments_in_flight_finish(tmp_path: Path) -> No
     assert process.returncode == 130, output
     finished = {e.id: e for e in _experiments(repo)}
     for experiment in running:
-        assert finished[experiment.id].verdict not in (None, Verdict.ABANDONED), output
-    assert "finish first" in output or "in flight" in output
+        if presses == 1:
+            assert finished[experiment.id].verdict not in (None, Verdict.ABANDONED), output
+        else:  # their 20 s measurements were killed, not waited for
+            assert finished[experiment.id].verdict is Verdict.ABANDONED, output
+            assert (finished[experiment.id].ended or 0) - experiment.started < 15
+    assert all(e.state == "done" for e in finished.values())
 
 
 def _experiments_if_any(repo: Path) -> list[Experiment]:
