@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from ratchet.testing.proposers import (
     ContractTarget,
     WriteWatch,
     check_candidate,
+    check_concurrent_proposals,
     check_proposal,
     make_context,
     make_target_repository,
@@ -67,6 +69,9 @@ timeout = "20s"
 
 
 class TestOptunaProposer(ProposerContract):
+    # Several trials in flight at once never share a point (TPE's constant liar, one seed).
+    concurrent_distinct = True
+
     @pytest.fixture
     def proposer(self, repository: Path, target: ContractTarget) -> Proposer:
         return build(repository, target, 'kind = "optuna"\nseed = 0')
@@ -292,3 +297,50 @@ def test_the_contract_sees_a_write_outside_the_run_s_folders(tmp_path: Path) -> 
     assert watch.strays == [str(tmp_path / "note.txt")]
     watch.call(lambda: (workspace.repo_root / "README.md").write_text("the user's file, changed\n"))
     assert watch.strays[-1] == str(workspace.repo_root / "README.md")
+
+
+class _Racy(Proposer):
+    """Claims ``concurrent`` but keeps the experiment it works on in one attribute: threads that
+    propose at once all write into the last one's worktree."""
+
+    kind = "racy"
+    concurrent = True
+
+    def __init__(self, workers: int) -> None:
+        self.barrier = threading.Barrier(workers, timeout=30)
+        self.current: ProposalContext | None = None
+        self.calls = 0
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        self.calls += 1
+        if self.calls > 2 * self.barrier.parties:  # the final, single proposal
+            return Proposal(hypothesis="h", edits={"src/tune.py": "rate = 0.1\n"})
+        self.current = context
+        self.barrier.wait()  # every thread has set it: the race lost, every time
+        assert self.current is not None
+        path = self.current.worktree / "src" / "tune.py"
+        path.write_text(path.read_text() + f"# experiment {context.iteration}\n")
+        return Proposal(hypothesis=f"note {context.iteration}", in_place=True)
+
+
+class _Same(Proposer):
+    """Concurrent and correct, but every proposal is the same change."""
+
+    kind = "same"
+    concurrent = True
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        return Proposal(hypothesis="h", edits={"src/tune.py": "rate = 0.1  # ratchet: 0.0..1.0\nsteps = 3  # ratchet: int 1..8\n"})
+
+
+def test_the_contract_fails_a_concurrent_proposer_with_shared_state(tmp_path: Path) -> None:
+    workspace = open_workspace(make_target_repository(tmp_path / "target"))
+    with pytest.raises(pytest.fail.Exception, match="changes nothing"):
+        check_concurrent_proposals(_Racy(3), workspace, workers=3)
+
+
+def test_the_contract_fails_repeats_in_flight_only_where_distinct_is_promised(tmp_path: Path) -> None:
+    workspace = open_workspace(make_target_repository(tmp_path / "target"))
+    check_concurrent_proposals(_Same(), workspace, workers=2)  # no promise: repeats are the loop's to refuse
+    with pytest.raises(AssertionError, match=r"experiments 1 and 2 were in flight together with the same change"):
+        check_concurrent_proposals(_Same(), workspace, workers=2, distinct=True)

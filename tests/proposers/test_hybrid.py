@@ -151,3 +151,50 @@ def test_a_structure_without_marked_numbers_is_not_tuned(tmp_path, fake_llm):
     assert [(r["verdict"], r["proposal"].get("step")) for r in rows[1:]] == [("keep", "structure"), ("keep", "structure")]
     assert "params" not in rows[1]["proposal"]  # nothing to tune: straight to the next structure
     assert len(fake_llm.requests) == 2
+
+
+# ---------------------------------------------------------------- several workers
+
+
+def test_tuning_steps_in_flight_count_toward_the_structure_s_trials(tmp_path, fake_llm):
+    from ratchet.config import HybridProposerSection
+    from ratchet.experiment import Experiment, Verdict
+    from ratchet.proposers.base import ProposalContext
+    from ratchet.proposers.hybrid import HybridProposer
+
+    section = HybridProposerSection.model_validate(
+        {"kind": "hybrid", "model": "test-model", "base_url": fake_llm.openai_url, "api_key_env": "", "max_retries": 0,
+         "tuning_trials": 3, "startup_trials": 3, "seed": 1}
+    )  # fmt: skip
+    assert HybridProposer.concurrent is True
+    proposer = HybridProposer(section, root=tmp_path, direction="minimize")
+    proposer.resume((), tmp_path / "state")
+    worktree = tmp_path / "worktree"
+    worktree.mkdir()
+    (worktree / "model.py").write_text(TARGET["model.py"].replace("def predict", "c = 0.0  # ratchet: 0..4\n\ndef predict"))
+    structure = Experiment(
+        "h", 1, "0" * 40, "hybrid", 0.0, state="done", verdict=Verdict.KEEP, metric=1.0, hypothesis="[structure] quadratic",
+        proposal_meta={"step": "structure", "structure": 1, "params": {"model.py:a": 1.0, "model.py:b": -3.0, "model.py:c": 0.0}},
+    )  # fmt: skip
+
+    def context(iteration: int, in_flight: tuple[Experiment, ...] = ()) -> ProposalContext:
+        return ProposalContext(
+            run="h", iteration=iteration, worktree=worktree, brief="Fit.", scope=("model.py",), scope_files=("model.py",),
+            metric_name="rmse", direction="minimize", champion_metric=1.0, baseline_metric=2.0, history=(structure,),
+            state_dir=tmp_path / "state", log_dir=tmp_path / "logs" / str(iteration), in_flight=in_flight,
+        )  # fmt: skip
+
+    first = proposer.propose(context(2))
+    # Proposed while the first is measured: the loop lists it as in flight.
+    running = Experiment("h", 2, "0" * 40, "hybrid", 0.0, hypothesis=first.hypothesis, proposal_meta=dict(first.meta))
+    second = proposer.propose(context(3, (running,)))
+    # Proposed before the loop lists either: the proposer still knows what it handed out.
+    third = proposer.propose(context(4))
+    assert [p.hypothesis.split("]")[0] for p in (first, second, third)] == ["[tuning 1/3 of #1", "[tuning 2/3 of #1", "[tuning 3/3 of #1"]
+    points = [tuple(sorted(p.meta["params"].items())) for p in (first, second, third)]
+    assert len(set(points)) == 3, points
+    # All three tuning steps are in flight: the next proposal is a new structure, not a fourth.
+    fake_llm.add(Reply(text="HYPOTHESIS: a cubic term\n\nmodel.py\n<<<<<<< SEARCH\nc = 0.0  # ratchet: 0..4\n=======\nc = 0.0  # ratchet: 0..4\nd = 0.0  # ratchet: -1..1\n>>>>>>> REPLACE\n"))
+    fourth = proposer.propose(context(5))
+    assert fourth.meta["step"] == "structure" and fourth.hypothesis == "[structure] a cubic term"
+    assert not [p for p in (tmp_path / "state").iterdir() if p.name.startswith("overlay")]  # scratch folders removed

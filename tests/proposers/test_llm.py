@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import make_repo, run_cli, sh
-from fake_llm import FakeLLM, Reply, error, serve
+from fake_llm import FakeLLM, Reply, Request, error, serve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ratchet.config import LLMProposerSection, load_config
+from ratchet.experiment import Experiment
 from ratchet.loop import Loop, RunSummary
 from ratchet.proposers._edits import (
     Block,
@@ -26,6 +27,7 @@ from ratchet.proposers._edits import (
     parse_answer,
 )
 from ratchet.proposers._llm_clients import ChatError, Message, open_client
+from ratchet.proposers.base import ProposalContext
 
 KEY = "sk-test-SECRET-7f3a9c"
 PROVIDERS = ["openai", "anthropic"]
@@ -450,6 +452,115 @@ def test_user_templates_replace_the_bundled_ones(tmp_path, fake_llm, key_env):
     assert rows[-1]["verdict"] == "keep"
     assert "CUSTOM PROMPT for number (lower is better)" in fake_llm.requests[0].prompt
     assert "HYPOTHESIS:" in fake_llm.requests[0].prompt  # system.j2 is still the bundled one
+
+
+# ---------------------------------------------------------------- several workers: what is in flight
+
+
+def proposing_context(tmp_path: Path, iteration: int = 3, in_flight: tuple[Experiment, ...] = ()) -> ProposalContext:
+    worktree = tmp_path / "worktree"
+    worktree.mkdir(parents=True, exist_ok=True)
+    (worktree / "calc.py").write_text(TARGET["calc.py"])
+    return ProposalContext(
+        run="t", iteration=iteration, worktree=worktree, brief="Make value() small.", scope=("calc.py",),
+        scope_files=("calc.py",), metric_name="number", direction="minimize", champion_metric=10.0,
+        baseline_metric=10.0, history=(), state_dir=tmp_path / "state", log_dir=tmp_path / "logs" / str(iteration),
+        in_flight=in_flight,
+    )  # fmt: skip
+
+
+def in_flight(id: int, hypothesis: str = "", meta: dict | None = None) -> Experiment:
+    return Experiment("t", id, "0" * 40, "llm", 0.0, state="running", hypothesis=hypothesis, proposal_meta=meta or {})
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_prompt_names_what_is_in_flight_only_when_something_is(tmp_path, fake_llm, key_env, provider):
+    from ratchet.proposers.llm import LLMProposer
+
+    proposer = LLMProposer(section(fake_llm, provider), root=tmp_path)
+    proposer.resume((), tmp_path / "state")
+    for _ in range(3):
+        fake_llm.add(answer("nine", ("calc.py", "    return 10", "    return 9")))
+    proposer.propose(proposing_context(tmp_path))  # one worker: nothing else in flight
+    # Several workers: #1 is being measured, #2 is still being proposed (nothing to avoid yet).
+    running = (in_flight(1, "return 8 instead of 10, fewer steps"), in_flight(2))
+    proposer.propose(proposing_context(tmp_path, in_flight=running))
+    proposer.propose(proposing_context(tmp_path, in_flight=(in_flight(2),)))
+    alone, busy, unproposed = (r.prompt for r in fake_llm.requests)
+    assert "Being measured now" not in alone
+    assert "## Being measured now: do not propose these again\n- #1 return 8 instead of 10, fewer steps\n" in busy
+    assert "#2" not in busy
+    # The section sits after the history and is the only difference: with nothing proposed in
+    # flight, the prompt is the one-worker prompt, byte for byte.
+    assert busy.index("## History") < busy.index("## Being measured now")
+    assert unproposed == alone
+    assert busy.replace("\n\n## Being measured now: do not propose these again\n- #1 return 8 instead of 10, fewer steps", "") == alone
+
+
+def test_the_in_flight_section_is_bounded(tmp_path, fake_llm, key_env):
+    from ratchet.proposers.brief import IN_FLIGHT_ROWS
+    from ratchet.proposers.llm import LLMProposer
+
+    proposer = LLMProposer(section(fake_llm), root=tmp_path)
+    proposer.resume((), tmp_path / "state")
+    fake_llm.add(answer("nine", ("calc.py", "    return 10", "    return 9")))
+    running = tuple(in_flight(i, f"idea {i} " + "x" * 500) for i in range(10, 10 + IN_FLIGHT_ROWS + 5))
+    proposer.propose(proposing_context(tmp_path, iteration=100, in_flight=running))
+    prompt = fake_llm.requests[0].prompt
+    rows = [line for line in prompt.splitlines() if line.startswith("- #")]
+    assert len(rows) == IN_FLIGHT_ROWS and all(len(row) < 140 for row in rows)
+    assert "- … and 5 more" in prompt
+
+
+def test_a_change_already_in_flight_is_a_repeat(tmp_path, fake_llm, key_env):
+    from ratchet.proposers.llm import LLMProposer
+
+    proposer = LLMProposer(section(fake_llm), root=tmp_path)
+    proposer.resume((), tmp_path / "state")
+    same = ("calc.py", "    return 10", "    return 9")
+    fake_llm.add(answer("nine", same))
+    first = proposer.propose(proposing_context(tmp_path, iteration=1))
+    fake_llm.add(answer("nine as well", same), answer("eight", ("calc.py", "    return 10", "    return 8")))
+    running = (in_flight(1, first.hypothesis, dict(first.meta)),)
+    second = proposer.propose(proposing_context(tmp_path, iteration=2, in_flight=running))
+    assert second.hypothesis == "eight" and second.meta["calls"] == 2
+    assert "already tried as experiment 1 (being measured now)" in fake_llm.requests[-1].prompt
+
+
+def test_llm_proposals_are_made_side_by_side(tmp_path, fake_llm, key_env):
+    import threading
+
+    from ratchet.proposers.llm import LLMProposer
+
+    assert LLMProposer.concurrent is True
+    proposer = LLMProposer(section(fake_llm), root=tmp_path)
+    proposer.resume((), tmp_path / "state")
+    # Each answer is held until all four requests have arrived: only calls made at once can pass.
+    arrived = threading.Barrier(4, timeout=20)
+
+    def held(request: Request) -> Reply:
+        arrived.wait()
+        n = re.search(r"# Experiment (\d+)", request.prompt).group(1)  # type: ignore[union-attr]
+        return answer(f"n{n}", ("calc.py", "    return 10", f"    return {n}"))
+
+    fake_llm.add(*[held] * 4)
+    results: dict[int, object] = {}
+
+    def propose(i: int) -> None:
+        try:
+            results[i] = proposer.propose(proposing_context(tmp_path / str(i), iteration=i))
+        except Exception as exc:  # noqa: BLE001 - checked below
+            results[i] = exc
+
+    threads = [threading.Thread(target=propose, args=(i,)) for i in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {i: r.hypothesis for i, r in results.items()} == {i: f"n{i}" for i in range(1, 5)}  # type: ignore[union-attr]
+    assert {i: r.edits["calc.py"] for i, r in results.items()} == {  # type: ignore[union-attr]
+        i: f"def value():\n    return {i}\n" for i in range(1, 5)
+    }
 
 
 # ---------------------------------------------------------------- through the CLI, as a user runs it

@@ -141,8 +141,6 @@ class HybridProposer(LLMProposer):
         self, context: ProposalContext, structure: Experiment, trials: list[Experiment], running: list[dict[str, Any]]
     ) -> Proposal | None:
         """The next TPE trial on ``structure``'s numbers, or None when it has nothing to tune."""
-        import optuna
-
         kept = structure.verdict is Verdict.KEEP or any(t.verdict is Verdict.KEEP for t in trials)
         pending: dict[str, str] = {}
         if not kept:  # carry the structure along until one of its versions is kept

@@ -21,6 +21,12 @@ The other fixtures have defaults; override them where your proposer needs it:
 - ``failing_proposer`` and ``failing_context``: a proposer and a context with which ``propose``
   must fail cheaply (default: none, and that check is skipped with its reason).
 
+A proposer that declares ``concurrent = True`` (it may propose while its other proposals are
+in flight, ``[run] workers`` > 1) is also called from several threads at once, each on a worker
+slot's own worktree, while the test observes earlier outcomes out of order; set the class
+attributes ``concurrent_workers`` (how many at once, default 3) and ``concurrent_distinct``
+(True where your proposer promises that no two proposals in flight are the same change).
+
 Every check drives the proposer the way the loop does: ``resume`` once per session, then
 ``propose`` -> the workspace materializes the proposal -> ``observe`` the verdict.
 """
@@ -31,6 +37,7 @@ import copy
 import dataclasses
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +58,7 @@ from ratchet.proposers.base import (
 from ratchet.state import STATE_DIR
 from ratchet.workspace.git import GIT_ENV, exclude_state_dir, git
 from ratchet.workspace.scope import Globs
+from ratchet.workspace.slots import SlotWorkspace
 from ratchet.workspace.worktree import (
     BRANCH_PREFIX,
     Candidate,
@@ -65,11 +73,14 @@ __all__ = [
     "ProposerContract",
     "WriteWatch",
     "check_candidate",
+    "check_concurrent_proposals",
     "check_proposal",
     "check_usage",
+    "in_flight_record",
     "make_context",
     "make_target_repository",
     "materialize",
+    "open_slots",
     "open_workspace",
     "record",
     "run_dir",
@@ -153,6 +164,16 @@ def open_workspace(repository: Path, target: ContractTarget = DEFAULT_TARGET) ->
     return workspace
 
 
+def open_slots(workspace: Workspace, count: int) -> list[SlotWorkspace]:
+    """``count`` worker slots of the run (``.ratchet/worktrees/<run>.w<k>``), each a detached
+    worktree at the champion, as a run with ``[run] workers`` gives each worker."""
+    champion = workspace.champion()
+    slots = [SlotWorkspace(workspace.repo_root, workspace.run, workspace.scope, workspace.harness, index) for index in range(count)]
+    for slot in slots:
+        slot.open_at(champion)
+    return slots
+
+
 def run_dir(workspace: Workspace) -> Path:
     return workspace.repo_root / STATE_DIR / "runs" / workspace.run
 
@@ -165,15 +186,18 @@ def make_context(
     history: tuple[Experiment, ...] = (),
     rework: str | None = None,
     champion_metric: float | None = None,
+    worktree: Path | None = None,
+    in_flight: tuple[Experiment, ...] = (),
 ) -> ProposalContext:
     """The context the loop gives experiment ``iteration``: its log folder made, the proposer's
-    state folder ``.ratchet/runs/<run>/proposer`` (made by the proposer if it needs one)."""
+    state folder ``.ratchet/runs/<run>/proposer`` (made by the proposer if it needs one).
+    ``worktree``: a worker slot's (default: the run's candidate worktree)."""
     log_dir = run_dir(workspace) / "logs" / f"{iteration:04d}"
     log_dir.mkdir(parents=True, exist_ok=True)
     return ProposalContext(
         run=target.run,
         iteration=iteration,
-        worktree=workspace.worktree,
+        worktree=workspace.worktree if worktree is None else worktree,
         brief=target.brief,
         scope=target.scope,
         scope_files=tuple(workspace.scope_files()),
@@ -185,6 +209,7 @@ def make_context(
         state_dir=run_dir(workspace) / "proposer",
         log_dir=log_dir,
         rework=rework,
+        in_flight=in_flight,
     )
 
 
@@ -207,6 +232,21 @@ def record(context: ProposalContext, proposal: Proposal | None, verdict: Verdict
         proposal_meta=meta,
         ended=now,
         log_dir=str(context.log_dir),
+    )
+
+
+def in_flight_record(iteration: int, target: ContractTarget = DEFAULT_TARGET, proposal: Proposal | None = None) -> Experiment:
+    """Experiment ``iteration`` as another worker's context lists it while it is in flight: its
+    hypothesis and meta once proposed, none while it is still being proposed."""
+    return Experiment(
+        run=target.run,
+        id=iteration,
+        parent_commit="0" * 40,
+        proposer="contract",
+        started=time.time(),
+        state="running",
+        hypothesis="" if proposal is None else proposal.hypothesis,
+        proposal_meta={} if proposal is None else json.loads(json.dumps(dict(proposal.meta), default=str)),
     )
 
 
@@ -245,6 +285,115 @@ def check_candidate(candidate: Candidate, target: ContractTarget) -> None:
     assert candidate.paths, "the proposal changes nothing"
     outside = [path for path in candidate.paths if not scope.matches(path) or harness.matches(path)]
     assert not outside, f"the proposal changes paths outside the scope: {outside}"
+
+
+def _propose_at_once(
+    proposer: Proposer, contexts: list[ProposalContext], meanwhile: Callable[[], None] = lambda: None
+) -> list[Proposal]:
+    """``propose`` for every context, each from its own thread, all released together; the calling
+    thread (the loop's driver) runs ``meanwhile`` as they propose."""
+    barrier = threading.Barrier(len(contexts) + 1)
+    results: list[Proposal | BaseException | None] = [None] * len(contexts)
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait(timeout=60)
+            results[index] = proposer.propose(contexts[index])
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
+            results[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(index,), daemon=True) for index in range(len(contexts))]
+    for thread in threads:
+        thread.start()
+    barrier.wait(timeout=60)
+    meanwhile()
+    for thread in threads:
+        thread.join(timeout=600)
+    failed = [
+        f"experiment {context.iteration}: {type(result).__name__}: {result}"
+        for context, result in zip(contexts, results)
+        if not isinstance(result, Proposal)
+    ]
+    if failed:
+        pytest.fail("proposing concurrently failed: " + "; ".join(failed))
+    return [check_proposal(result) for result in results]
+
+
+def check_concurrent_proposals(
+    proposer: Proposer, workspace: Workspace, target: ContractTarget = DEFAULT_TARGET, *, workers: int = 3, distinct: bool = False
+) -> None:
+    """Drive a concurrent proposer as a run with ``workers`` workers does.
+
+    Two waves of ``workers`` proposals, each proposal from its own thread on a worker slot's own
+    worktree, its context's ``in_flight`` naming the others (the first wave's once proposed); the
+    driver observes the first wave, in reverse order, while the second proposes; then the second,
+    in another order; then one more proposal must still be valid. Every proposal must pass the
+    real workspace's scope check in its own slot; with ``distinct``, no two may be the same change.
+    """
+    slots = open_slots(workspace, 2 * workers)
+    first = list(range(1, workers + 1))
+    second = list(range(workers + 1, 2 * workers + 1))
+    proposer.resume((), run_dir(workspace) / "proposer")
+
+    def contexts(wave: list[int], known: dict[int, Proposal]) -> list[ProposalContext]:
+        made = []
+        for iteration in wave:
+            others = tuple(in_flight_record(i, target, known.get(i)) for i in [*known, *wave] if i != iteration)
+            worktree = slots[iteration - 1].worktree
+            made.append(make_context(workspace, target, iteration=iteration, worktree=worktree, in_flight=others))
+        return made
+
+    changes: dict[int, dict[str, str | None]] = {}
+    history: list[Experiment] = []
+
+    def measure(context: ProposalContext, proposal: Proposal) -> None:
+        slot = slots[context.iteration - 1]
+        if not proposal.in_place:
+            assert slot.status() == [], f"experiment {context.iteration}: a proposal of edits or a patch, yet its worktree changed"
+        candidate = materialize(slot, context, proposal)
+        check_candidate(candidate, target)
+        changes[context.iteration] = {
+            path: (slot.worktree / path).read_text(errors="replace") if (slot.worktree / path).is_file() else None
+            for path in candidate.paths
+        }
+
+    def observe(context: ProposalContext, proposal: Proposal, index: int) -> None:
+        verdict = (Verdict.DISCARD, Verdict.CRASH)[index % 2]
+        metric = 11.0 + context.iteration if verdict is Verdict.DISCARD else None
+        proposer.observe(Outcome(context.iteration, verdict, metric, proposal, True))
+        history.append(record(context, proposal, verdict, metric))
+
+    first_contexts = contexts(first, {})
+    first_proposals = _propose_at_once(proposer, first_contexts)
+    for context, proposal in zip(first_contexts, first_proposals):
+        measure(context, proposal)
+    known = dict(zip(first, first_proposals))
+    second_contexts = contexts(second, known)
+
+    def observe_first() -> None:  # the driver, as the first wave's verdicts come in (last first)
+        for index, (context, proposal) in enumerate(reversed(list(zip(first_contexts, first_proposals)))):
+            observe(context, proposal, index)
+
+    second_proposals = _propose_at_once(proposer, second_contexts, observe_first)
+    for context, proposal in zip(second_contexts, second_proposals):
+        measure(context, proposal)
+    order = second[1::2] + second[::2]  # neither the order proposed nor its reverse
+    for index, iteration in enumerate(order):
+        k = second.index(iteration)
+        observe(second_contexts[k], second_proposals[k], index)
+    if distinct:
+        seen: dict[str, int] = {}
+        for iteration, change in sorted(changes.items()):
+            key = json.dumps(change, sort_keys=True)
+            assert key not in seen, f"experiments {seen[key]} and {iteration} were in flight together with the same change"
+            seen[key] = iteration
+    # After outcomes told in any order, the proposer goes on.
+    last = 2 * workers + 1
+    slot = slots[0]
+    slot.reset_clean()
+    context = make_context(workspace, target, iteration=last, history=tuple(history), worktree=slot.worktree)
+    check_candidate(materialize(slot, context, check_proposal(proposer.propose(context))), target)
+    proposer.close()
 
 
 # ---------------------------------------------------------------- where a proposer writes
@@ -307,6 +456,11 @@ class WriteWatch:
 
 class ProposerContract:
     """Tests every proposer must pass: subclass it and give a ``proposer`` fixture (see the module)."""
+
+    #: how many proposals the concurrency check has in flight at once (a ``concurrent`` proposer)
+    concurrent_workers: int = 3
+    #: whether the proposer promises that no two proposals in flight together are the same change
+    concurrent_distinct: bool = False
 
     # ------------------------------------------------------------ fixtures a subclass may override
 
@@ -476,6 +630,13 @@ class ProposerContract:
         assert str(caught.value).strip(), "a ProposerError without a message: the ledger's reason would be empty"
         check_usage(caught.value.usage)
         failing_proposer.close()
+
+    def test_proposes_concurrently_while_others_are_in_flight(
+        self, proposer: Proposer, workspace: Workspace, target: ContractTarget
+    ) -> None:
+        if not proposer.concurrent:
+            pytest.skip(f"{type(proposer).__name__}.concurrent is False: the loop calls it one call at a time")
+        check_concurrent_proposals(proposer, workspace, target, workers=self.concurrent_workers, distinct=self.concurrent_distinct)
 
     def test_writes_stay_in_the_worktree_state_dir_and_log_dir(
         self, proposer: Proposer, context: ProposalContext, workspace: Workspace, tmp_path: Path
