@@ -261,3 +261,12 @@ def test_a_killed_driver_leaves_a_run_the_next_run_resumes(tmp_path: Path) -> No
     assert all(e.state == "done" for e in experiments)
     assert sum(e.verdict.counts_as_iteration for e in experiments if e.verdict) == 6
     check_keeps_against_champions(repo, experiments)
+
+
+def test_a_proposal_may_spend_its_share_of_what_is_left_while_others_are_in_flight() -> None:
+    from ratchet.loop.context import _share
+
+    others = tuple(Experiment(run="t", id=i, parent_commit="", proposer="x", started=0.0, log_dir="") for i in range(3))
+    assert _share(1000, others) == 250 and isinstance(_share(1000, others), int)
+    assert _share(2.0, others[:1]) == 1.0
+    assert _share(1000, ()) == 1000 and _share(None, others) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TypeVar
 
 from ratchet.experiment import Experiment
 from ratchet.loop.parts import Parts
@@ -13,6 +14,9 @@ from ratchet.loop.state import RunState
 from ratchet.proposers import ProposalContext
 from ratchet.verdict import redact_for_proposer
 from ratchet.workspace.worktree import Candidate, Workspace
+
+
+_Amount = TypeVar("_Amount", int, float)
 
 
 class ContextBuilder:
@@ -40,8 +44,8 @@ class ContextBuilder:
             history=tuple(redact_for_proposer(e) for e in state.history),
             state_dir=parts.run_dir / "proposer",
             log_dir=Path(experiment.log_dir),
-            tokens_left=parts.budget.tokens_left(state.progress) if state.progress else None,
-            cost_left_usd=parts.budget.cost_left(state.progress) if state.progress else None,
+            tokens_left=_share(parts.budget.tokens_left(state.progress), in_flight) if state.progress else None,
+            cost_left_usd=_share(parts.budget.cost_left(state.progress), in_flight) if state.progress else None,
             in_flight=tuple(redact_for_proposer(e) for e in in_flight),
         )
 
@@ -63,3 +67,12 @@ class ContextBuilder:
             files = set(self._scope_cache[1]) | set(candidate.paths)
             files -= {path for path in candidate.paths if not os.path.lexists(worktree / path)}
             self._scope_cache = (commit, tuple(sorted(files)))
+
+
+def _share(left: _Amount | None, in_flight: tuple[Experiment, ...]) -> _Amount | None:
+    """What one proposal may spend of what is left: with others in flight (still spending), its
+    equal share, so that N proposals at once cannot spend N times the rest."""
+    if left is None or not in_flight:
+        return left
+    share = left / (len(in_flight) + 1)
+    return type(left)(share)
