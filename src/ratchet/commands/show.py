@@ -3,12 +3,14 @@ faces print or files they write."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ratchet.experiment import Experiment, Verdict, measured_count, pending_reviews
 from ratchet.ledger import Ledger, RunInfo, autoresearch_tsv, results_tsv
 from ratchet.project import Project
+from ratchet.report.data import in_flight
 from ratchet.state import STATE_DIR, run_lock_holder
 from ratchet.workspace.git import experiment_diff
 
@@ -43,6 +45,12 @@ def status_data(project: Project, ledger: Ledger, info: RunInfo) -> dict[str, An
         "cost_usd": ledger.spent(info.name)[1],
         "budget": _budget(info),
         "last": experiments[-1].to_json() if experiments else None,
+        # Every experiment in flight (several with [run] workers = N) while a run holds the lock:
+        # id, hypothesis, started, elapsed_s, worker (None with one worker), node, devices, placement.
+        "running": [
+            {key: value for key, value in asdict(flight).items() if key != "output_tail"}
+            for flight in (in_flight(experiments, tails=False) if running is not None else [])
+        ],
         "pending_reviews": [{"id": item.experiment.id, "why": item.why, "branch": item.branch} for item in pending_reviews(experiments)],
         # The champion's holdout, from the baseline through each keep: a trend going the wrong
         # way while the metric improves is overfitting.

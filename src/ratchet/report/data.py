@@ -81,6 +81,10 @@ class ExperimentRow:
     champion: float | None
     champion_remeasured: bool
     change: str  # e.g. "-3.10%": the candidate against ``champion``; negative = the metric went down
+    # With several workers ([run] workers): the worker slot that ran it (0-based), and where its
+    # last sample ran ("node-1 gpu 0,1"; "" before it has one, or when the executor says nothing).
+    worker: int | None = None
+    placement: str = ""
 
 
 @dataclass
@@ -115,11 +119,18 @@ class Spending:
 
 @dataclass
 class InFlight:
+    """An experiment being proposed or measured now, and where: its worker (None with one worker)
+    and, once it has a sample, the node and devices of the last one."""
+
     id: int
     hypothesis: str
     started: float
     elapsed_s: float
     output_tail: str
+    worker: int | None = None
+    node: str = ""
+    devices: str = ""
+    placement: str = ""  # node and devices in a few words, as ExperimentRow.placement
 
 
 @dataclass
@@ -180,11 +191,14 @@ class RunView:
     kept: list[KeptChange]
     counts: dict[str, int]
     spending: Spending
+    # The newest experiment in flight while a run holds the lock (what readers of one read), and
+    # ``running``: every one of them, by id (several with [run] workers = N).
     in_flight: InFlight | None
     hardware: list[Machine]
     y_axis: YAxis
     statistics: list[Statistic] = field(default_factory=list)
     pending_reviews: list[PendingReview] = field(default_factory=list)
+    running: list[InFlight] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,9 +234,9 @@ def view_of(
         elif e.verdict is Verdict.KEEP and e.metric is not None:
             kept.append(_kept(root, e, champion, baseline, diffs))
             champion, champion_id, champion_commit = e.metric, e.id, e.commit or e.parent_commit
-    running = next((e for e in reversed(experiments) if e.verdict is None), None)
     holder = run_lock_holder(root / STATE_DIR, info.name)
-    active = running is not None and holder is not None
+    running = in_flight(experiments) if holder is not None else []
+    active = bool(running)
     tokens_in = sum(e.tokens_in or 0 for e in experiments)
     tokens_out = sum(e.tokens_out or 0 for e in experiments)
     budget = info.config.get("budget", {}) or {}
@@ -261,7 +275,8 @@ def view_of(
         kept=kept,
         counts=counts,
         spending=spending,
-        in_flight=_in_flight(running) if running is not None and active else None,
+        in_flight=running[-1] if running else None,
+        running=running,
         hardware=_machines(ledger, experiments) if ledger is not None else [],
         y_axis=y_axis(rows, info.direction, y_scale),
         statistics=_statistics(ledger, info.name, experiments) if ledger is not None else [],
@@ -361,7 +376,34 @@ def _row(e: Experiment, best: float | None, baseline: float | None, compared: Co
         overfit=bool(e.extra.get("overfit")), champion=compared.champion if compared else None,
         champion_remeasured=compared.remeasured if compared else False,
         change=f"{compared.change:+.2%}" if compared and compared.change is not None else "",
+        worker=worker_of(e), placement=placement_text(last_placement(e)),
     )  # fmt: skip
+
+
+def worker_of(e: Experiment) -> int | None:
+    """The worker slot that ran ``e`` (``extra["worker"]``, written with several workers), or None."""
+    worker = e.extra.get("worker")
+    return worker if isinstance(worker, int) and not isinstance(worker, bool) else None
+
+
+def last_placement(e: Experiment) -> dict[str, Any] | None:
+    """Where ``e``'s last sample ran (``extra["placements"]``: side, node, devices, attempt), or None."""
+    placements = e.extra.get("placements")
+    found = [p for p in placements if isinstance(p, dict)] if isinstance(placements, list) else []
+    return found[-1] if found else None
+
+
+def placement_text(placement: dict[str, Any] | None) -> str:
+    """A placement in a few words: "node-1 gpu 0,1", "node-1", "gpu 3"; ", retried" when its first
+    attempt's worker died; "" when there is none."""
+    if placement is None:
+        return ""
+    node, devices = str(placement.get("node") or ""), str(placement.get("devices") or "")
+    text = " ".join(part for part in (node, f"gpu {devices}" if devices else "") if part)
+    attempt = placement.get("attempt")
+    if isinstance(attempt, int) and attempt > 1 and text:
+        text += ", retried"
+    return text
 
 
 def _kept(root: Path, e: Experiment, previous: float | None, baseline: float | None, diffs: bool) -> KeptChange:
@@ -424,8 +466,20 @@ def output_tail(experiment: Experiment, limit: int = TAIL_BYTES) -> str:
     return "\n".join(parts)
 
 
-def _in_flight(e: Experiment) -> InFlight:
-    return InFlight(id=e.id, hypothesis=e.hypothesis, started=e.started, elapsed_s=max(0.0, time.time() - e.started), output_tail=output_tail(e))
+def in_flight(experiments: Sequence[Experiment], *, tails: bool = True) -> list[InFlight]:
+    """Every experiment of ``experiments`` without a verdict yet, by id, as :class:`InFlight`
+    (``tails``: with the newest output of each, read from its logs). Only the run holding the lock
+    has experiments in flight: the caller asks it (a row left "running" by a killed run is none)."""
+    return [_in_flight(e, tail=tails) for e in experiments if e.verdict is None]
+
+
+def _in_flight(e: Experiment, *, tail: bool = True) -> InFlight:
+    where = last_placement(e) or {}
+    return InFlight(
+        id=e.id, hypothesis=e.hypothesis, started=e.started, elapsed_s=max(0.0, time.time() - e.started),
+        output_tail=output_tail(e) if tail else "", worker=worker_of(e), node=str(where.get("node") or ""),
+        devices=str(where.get("devices") or ""), placement=placement_text(where or None),
+    )  # fmt: skip
 
 
 def _machines(ledger: Ledger, experiments: list[Experiment]) -> list[Machine]:
@@ -508,8 +562,8 @@ def run_is_active(root: Path, run: str) -> bool:
 
 
 # What changes between two polls without a write to the ledger: the clock, the lock, the output of
-# the experiment in flight, the sessions' wall time. Everything else is the rows' and the events'.
-_LIVE = ("generated", "active", "lock_holder", "in_flight", "spending")
+# the experiments in flight, the sessions' wall time. Everything else is the rows' and the events'.
+_LIVE = ("generated", "active", "lock_holder", "in_flight", "spending", "running")
 
 
 def _json_safe(data: Any) -> Any:
@@ -554,7 +608,7 @@ class RunFollower:
         self._row_json: dict[int, dict[str, Any]] = {}
         self._row_revision: dict[int, int] = {}
         self._summary: dict[str, Any] = {}
-        self._running: Experiment | None = None
+        self._running: list[Experiment] = []
 
     def view(self, ledger: Ledger, info: RunInfo) -> RunView:
         """The run's whole view, as :func:`run_view` (without diffs) reads it, from the cache."""
@@ -607,7 +661,7 @@ class RunFollower:
             del self._row_json[gone], self._row_revision[gone]
         self._rows, self._view, self._info = rows, view, info
         self._revision, self._reset = revision, reset
-        self._running = next((e for e in reversed(experiments) if e.verdict is None), None)
+        self._running = [e for e in experiments if e.verdict is None]
         self._summary = {
             f.name: _json_safe(asdict(value) if hasattr(value, "__dataclass_fields__") else _plain(value))
             for f in fields(view)
@@ -618,23 +672,24 @@ class RunFollower:
     def _live(self, ledger: Ledger, info: RunInfo) -> dict[str, Any]:
         assert self._view is not None
         holder = run_lock_holder(self.root / STATE_DIR, info.name)
-        active = self._running is not None and holder is not None
-        running = self._running  # as of the revision: a write to its row moves the revision
+        # As of the revision: a write to one of their rows moves the revision.
+        running = in_flight(self._running) if holder is not None else []
         return {
             "generated": time.time(),
-            "active": active,
+            "active": bool(running),
             "lock_holder": holder,
-            "in_flight": _in_flight(running) if running is not None and active else None,
+            "in_flight": running[-1] if running else None,
             "spending": replace(self._view.spending, wall_s=ledger.wall_spent(info.name)),
+            "running": running,
         }
 
     @staticmethod
     def _live_json(live: dict[str, Any]) -> dict[str, Any]:
-        return {key: _json_safe(asdict(value) if hasattr(value, "__dataclass_fields__") else value) for key, value in live.items()}
+        return {key: _json_safe(asdict(value) if hasattr(value, "__dataclass_fields__") else _plain(value)) for key, value in live.items()}
 
 
 def _plain(value: Any) -> Any:
-    # A list of dataclasses (kept, hardware, statistics, pending_reviews) as JSON-able data.
+    # A list of dataclasses (kept, hardware, statistics, pending_reviews, running) as JSON-able data.
     if isinstance(value, list):
         return [asdict(item) if hasattr(item, "__dataclass_fields__") else item for item in value]
     return value

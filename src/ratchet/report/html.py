@@ -115,6 +115,7 @@ def plot_data(view: RunView) -> dict[str, Any]:
         "direction": data["direction"],
         "experiments": data["experiments"],
         "in_flight": data["in_flight"],
+        "running": data["running"],
         "y_axis": data["y_axis"],
     }
 

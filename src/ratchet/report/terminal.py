@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
@@ -16,6 +18,7 @@ from rich.text import Text
 from ratchet.budget import Budget, Progress, hms
 from ratchet.events import RunObserver
 from ratchet.experiment import Experiment, Verdict
+from ratchet.report.data import worker_of
 
 if TYPE_CHECKING:
     from ratchet.config import Config
@@ -101,9 +104,11 @@ class Display(RunObserver):
         if experiment.verdict in (Verdict.BASELINE, Verdict.KEEP) and experiment.metric is not None:
             self.champion = experiment.metric
         style = VERDICT_STYLE.get(experiment.verdict, "")
+        worker = worker_of(experiment)  # set only when the run has several workers
         line = Text.assemble(
             (f"#{experiment.id:<4}", "bold"),
             (f"{experiment.verdict.value:<9}", style),
+            (f" w{worker}" if worker is not None else "", "cyan"),
             f" {self.metric_name}={format_metric(experiment.metric)}",
             (f" ({comparison.describe()})" if comparison is not None else "", "dim"),
             f"  {' '.join(experiment.hypothesis.split())[:90]}",
@@ -150,15 +155,29 @@ class Display(RunObserver):
 PlainDisplay = Display
 
 
+@dataclass
+class Running:
+    """An experiment in flight, as the panel shows it."""
+
+    experiment: Experiment
+    started: float  # time.monotonic() when it started
+    samples: int = 0
+
+
 class LiveDisplay(Display):
-    """Plain lines scroll above a live panel: iteration, best vs baseline, counts, budget, ETA."""
+    """Plain lines scroll above a live panel: iteration, best vs baseline, counts, budget, ETA, and
+    one row per experiment in flight (one per worker with [run] workers = N).
+
+    The driver thread announces experiments started and done, a worker's thread may announce a
+    sample, and Rich's refresh thread draws the panel: what they share is read and written under
+    one lock, never held while printing (printing takes Rich's own lock, which the refresh holds)."""
 
     def __init__(self, console: Console | None = None) -> None:
         super().__init__(console)
         self.live = Live(console=self.console, auto_refresh=True, refresh_per_second=4, transient=True)
+        self._lock = threading.Lock()
         self.counts: dict[Verdict, int] = {}
-        self.current: Experiment | None = None
-        self.current_started = 0.0
+        self.running: dict[int, Running] = {}  # by experiment id
         self.progress_state: tuple[Progress, Budget, float | None, float | None] | None = None
         # The champion's metric after each experiment of this session (the running best), and
         # the newest verdicts: the trend and the mood of the run at a glance.
@@ -168,28 +187,40 @@ class LiveDisplay(Display):
         self.live.update(self, refresh=False)
 
     def experiment_started(self, experiment: Experiment) -> None:
-        self.current = experiment
-        self.current_started = time.monotonic()
+        with self._lock:
+            self.running[experiment.id] = Running(experiment, time.monotonic())
+
+    def sample(self, experiment: Experiment, role: str, value: float) -> None:
+        with self._lock:
+            found = self.running.get(experiment.id)
+            if found is not None and role == "candidate":
+                found.samples += 1
 
     def experiment_done(self, experiment: Experiment) -> None:
         assert experiment.verdict is not None
-        self.counts[experiment.verdict] = self.counts.get(experiment.verdict, 0) + 1
-        self.current = None
-        if experiment.verdict in (Verdict.BASELINE, Verdict.KEEP) and experiment.metric is not None:
-            self.best_history.append(experiment.metric)
-        elif self.best_history:
-            self.best_history.append(self.best_history[-1])
-        if experiment.verdict is not Verdict.BASELINE:
-            self.recent.append(experiment.verdict)
+        with self._lock:
+            self.counts[experiment.verdict] = self.counts.get(experiment.verdict, 0) + 1
+            self.running.pop(experiment.id, None)
+            if experiment.verdict in (Verdict.BASELINE, Verdict.KEEP) and experiment.metric is not None:
+                self.best_history.append(experiment.metric)
+            elif self.best_history:
+                self.best_history.append(self.best_history[-1])
+            if experiment.verdict is not Verdict.BASELINE:
+                self.recent.append(experiment.verdict)
         super().experiment_done(experiment)
 
     def progress(self, progress: Progress, budget: Budget, baseline: float | None, champion: float | None) -> None:
         super().progress(progress, budget, baseline, champion)
-        self.progress_state = (progress, budget, baseline, champion)
-        if not self.best_history and champion is not None:  # a resumed run: start from its champion
-            self.best_history.append(champion)
+        with self._lock:
+            self.progress_state = (progress, budget, baseline, champion)
+            if not self.best_history and champion is not None:  # a resumed run: start from its champion
+                self.best_history.append(champion)
 
     def __rich__(self) -> Panel:
+        with self._lock:
+            return self._panel()
+
+    def _panel(self) -> Panel:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="dim")
         table.add_column()
@@ -219,9 +250,10 @@ class LiveDisplay(Display):
             ))  # fmt: skip
         if self.recent:
             table.add_row("last", Text(" ").join(Text(v.value, style=VERDICT_STYLE[v]) for v in self.recent))
-        if self.current is not None:
-            elapsed = time.monotonic() - self.current_started
-            table.add_row("running", f"#{self.current.id} for {elapsed:.0f}s")
+        now = time.monotonic()
+        # One row per worker busy (by worker; an experiment without one is the only one in flight).
+        for flight in sorted(self.running.values(), key=lambda r: (worker_of(r.experiment) or 0, r.experiment.id)):
+            table.add_row("running", Text(running_text(flight, now)))
         return Panel(Group(table), title="ratchet", expand=False)
 
     def _eta(self, budget: Budget, progress: Progress) -> float | None:
@@ -242,6 +274,16 @@ class LiveDisplay(Display):
     def close(self) -> None:
         if self.live.is_started:
             self.live.stop()
+
+
+def running_text(flight: Running, now: float) -> str:
+    """A row of the panel: "w2  #12 for 34s, 3 samples  <hypothesis>" ("w2" with several workers)."""
+    e = flight.experiment
+    worker = worker_of(e)
+    samples = f", {flight.samples} sample{'s' if flight.samples != 1 else ''}" if flight.samples else ""
+    hypothesis = " ".join(e.hypothesis.split())
+    text = f"{f'w{worker}  ' if worker is not None else ''}#{e.id} for {now - flight.started:.0f}s{samples}"
+    return text + (f"  {hypothesis[:60]}{'…' if len(hypothesis) > 60 else ''}" if hypothesis else "")
 
 
 def make_display(console: Console | None = None) -> Display:

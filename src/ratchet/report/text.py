@@ -64,9 +64,18 @@ def print_status(console: Console, data: dict[str, Any]) -> None:
     if data["pending_reviews"]:
         waiting = ", ".join(f"#{item['id']} ({item['why']})" for item in data["pending_reviews"])
         console.print(f"waiting for review: {waiting} — ratchet review", markup=False)
+    for flight in data.get("running") or []:
+        worker = f" on worker {flight['worker']}" if flight.get("worker") is not None else ""
+        where = f" ({flight['placement']})" if flight.get("placement") else ""
+        what = " ".join((flight.get("hypothesis") or "").split()) or "(proposing)"
+        console.print(f"running: #{flight['id']}{worker}{where} for {_since(flight['elapsed_s'])} — {what}", markup=False)
     if data["last"]:
         last = data["last"]
         console.print(f"last: #{last['id']} {last['verdict'] or 'running'} — {last['hypothesis']}", markup=False)
+
+
+def _since(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds < 60 else hms(seconds)
 
 
 def _budget_line(data: dict[str, Any]) -> str:

@@ -83,7 +83,9 @@
     var points = rows.filter(function (r) { return r.verdict && r.metric !== null && r.metric !== undefined; });
     var failures = rows.filter(function (r) { return r.verdict && (r.metric === null || r.metric === undefined) && NO_NUMBER[r.verdict]; });
     var decided = rows.filter(function (r) { return r.verdict && r.best !== null && r.best !== undefined; });
-    var inFlight = view.in_flight || null;
+    // Every experiment in flight (several with [run] workers = N); an older view names one.
+    var inFlight = view.running || (view.in_flight ? [view.in_flight] : []);
+    var newestInFlight = inFlight.reduce(function (m, f) { return Math.max(m, f.id); }, 0);
     var lastId = rows.length ? rows[rows.length - 1].id : 0;
 
     container.textContent = "";
@@ -137,7 +139,7 @@
     if (decided.length) {
       var d = "M" + sx(decided[0].id) + "," + sy(decided[0].best);
       for (var i = 1; i < decided.length; i++) d += "H" + sx(decided[i].id) + "V" + sy(decided[i].best);
-      d += "H" + sx(inFlight ? Math.max(inFlight.id, lastId) : lastId);
+      d += "H" + sx(Math.max(newestInFlight, lastId));
       el("path", { d: d, class: "best-line" }, svg);
     }
 
@@ -203,10 +205,13 @@
       hover(g, f, "#" + f.id + " " + f.verdict);
     });
 
-    if (inFlight && decided.length) {
+    if (decided.length) {
       var best = decided[decided.length - 1].best;
-      var ring = el("circle", { cx: sx(inFlight.id), cy: Math.max(M.top, Math.min(bottom, sy(best))), r: 7, class: "in-flight", "data-id": inFlight.id }, svg);
-      hover(ring, { id: inFlight.id, hypothesis: inFlight.hypothesis, verdict: null }, "#" + inFlight.id + " running");
+      inFlight.forEach(function (f) {
+        var ring = el("circle", { cx: sx(f.id), cy: Math.max(M.top, Math.min(bottom, sy(best))), r: 7, class: "in-flight", "data-id": f.id }, svg);
+        hover(ring, { id: f.id, hypothesis: f.hypothesis, verdict: null },
+          "#" + f.id + " running" + (f.worker !== null && f.worker !== undefined ? " on worker " + f.worker : ""));
+      });
     }
 
     // The legend, as text beside the drawing: it wraps on a narrow window instead of shrinking.
@@ -216,7 +221,7 @@
       ["failure", FAILURES + (failures.some(function (f) { return f.verdict === "abandoned"; }) ? " (or abandoned)" : "")]];
     if (points.some(function (p) { return NO_NUMBER[p.verdict]; })) items.push(["crash", "failed, with a number"]);
     if (clipped) items.push(["clipped", "off the scale"]);
-    if (inFlight) items.push(["in-flight", "in flight"]);
+    if (inFlight.length) items.push(["in-flight", "in flight"]);
     items.forEach(function (item) {
       var span = document.createElement("span");
       span.className = "legend-item";
