@@ -269,3 +269,36 @@ def test_the_dashboard_page_shows_each_worker(two_in_flight: tuple[Path, Ledger,
         if page is not None:
             page.close()
         stop(server)
+
+
+def test_the_log_and_the_report_have_a_worker_column(two_in_flight: tuple[Path, Ledger, RunInfo]) -> None:
+    from ratchet.report.html import render_report
+
+    repo, ledger, info = two_in_flight
+    shown = run_cli(repo, "log")
+    assert shown.returncode == 0, shown.stderr
+    header = next(line for line in shown.stdout.splitlines() if " verdict " in line)
+    assert "worker" in header
+    discard = next(line for line in shown.stdout.splitlines() if " discard " in line)
+    assert "w1 node-2 gpu 2,3" in discard and "raise it" in discard
+    html = render_report(run_view(repo, ledger, info, diffs=False), repo)
+    assert "<th>worker</th>" in html and '<td class="worker">w1 <span class="muted">node-2 gpu 2,3</span></td>' in html
+
+
+def test_one_worker_has_no_worker_column(tmp_path: Path) -> None:
+    from ratchet.report.html import render_report
+
+    repo = make_repo(tmp_path / "r", {"value.txt": "10\n"}, NUMBER_CONFIG.replace("{python}", sys.executable))
+    base = sh(repo, "git", "rev-parse", "HEAD").strip()
+    ledger = Ledger(repo / STATE_DIR / "ledger.sqlite")
+    info = RunInfo("t", 1.0, base, "ratchet/t", "number", "minimize", {})
+    ledger.create_run(info)
+    ledger.begin(Experiment("t", 0, base, "baseline", 1.0, state="done", verdict=Verdict.BASELINE, metric=10.0, commit=base))
+    ledger.begin(Experiment("t", 1, base, "command", 2.0, state="done", verdict=Verdict.DISCARD, hypothesis="raise it", metric=11.0))
+    try:
+        html = render_report(run_view(repo, ledger, info, diffs=False), repo)
+    finally:
+        ledger.close()
+    assert "<th>worker</th>" not in html and 'class="worker"' not in html and "raise it" in html
+    shown = run_cli(repo, "log")
+    assert shown.returncode == 0 and "worker" not in shown.stdout and "raise it" in shown.stdout

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ratchet.budget import hms
 from ratchet.experiment import Experiment, Verdict
+from ratchet.report.data import last_placement, placement_text, worker_of
 from ratchet.report.terminal import VERDICT_STYLE, format_change, format_metric
 
 if TYPE_CHECKING:  # what a command found is only read here: the commands sit above the screens
@@ -100,13 +101,18 @@ def print_log(console: Console, info: RunInfo, experiments: Sequence[Experiment]
     found = (e for e in (*experiments, *([baseline] if baseline else [])) if e.verdict is Verdict.BASELINE)
     reference = next((e.metric for e in found), None)
     table = Table(title=f"{info.name}: {info.metric_name} ({info.direction})", title_justify="left")
-    for column, justify in (("id", "right"), ("verdict", "left"), (info.metric_name, "right"), ("vs baseline", "right"), ("commit", "left"), ("hypothesis", "left")):
+    # The worker column, when the run had several workers ([run] workers = N).
+    workers = any(worker_of(e) is not None for e in experiments)
+    columns = [("id", "right"), ("verdict", "left"), (info.metric_name, "right"), ("vs baseline", "right"), ("commit", "left")]
+    for column, justify in [*columns, *([("worker", "left")] if workers else []), ("hypothesis", "left")]:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for e in experiments:
+        worker = worker_of(e)
+        where = [Text((f"w{worker} " if worker is not None else "") + placement_text(last_placement(e)))] if workers else []
         table.add_row(
             str(e.id), _verdict(e), format_metric(e.metric),
             format_change(reference, e.metric) if e.verdict is not Verdict.BASELINE else "",
-            (e.commit or "")[:7], Text(" ".join(e.hypothesis.split())),  # Text: "[tuning …]" is not markup
+            (e.commit or "")[:7], *where, Text(" ".join(e.hypothesis.split())),  # Text: "[tuning …]" is not markup
         )  # fmt: skip
     console.print(table)
 
