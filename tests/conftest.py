@@ -13,6 +13,9 @@ import pytest
 
 from ratchet import Proposal, ProposalContext, Proposer, ProposerError
 
+# The session's loopback Ray cluster (the `ray_cluster` fixture; Ray is imported only when used).
+pytest_plugins = ["ray_cluster"]
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test User",
     "GIT_AUTHOR_EMAIL": "test@example.com",
