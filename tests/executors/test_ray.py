@@ -40,6 +40,13 @@ def _ray_executor(config: Config, repo_root: Path) -> Any:
     return RayExecutor.from_config(config, repo_root)
 
 
+def node_cache(repo_key: str) -> Path:
+    """Where the nodes of the loopback cluster (all on this machine) keep a repository's clones and logs."""
+    from ratchet.executors.ray import node_cache
+
+    return node_cache(repo_key)
+
+
 class TestRayExecutor(ExecutorContract):
     @pytest.fixture(params=["sandboxed", "unsandboxed"])
     def sandboxed(self, request: pytest.FixtureRequest) -> bool:
@@ -57,6 +64,7 @@ class TestRayExecutor(ExecutorContract):
         executor = _ray_executor(_config(sandbox="required" if sandboxed else "off"), worktree)
         yield executor
         executor.close()  # joined the session's cluster: leaves it running
+        shutil.rmtree(node_cache(executor.repo_key), ignore_errors=True)
 
 
 @pytest.fixture
@@ -99,8 +107,6 @@ def test_a_source_job_runs_in_a_patched_copy_and_names_what_it_changed(
         assert sh(repo, "git", "for-each-ref") == refs_before
         assert sh(repo, "git", "status", "--porcelain") == "" and (repo / "value.txt").read_text() == "10\n"
         # The node keeps its clone of the commit for the next job, and no checkout.
-        from ratchet.executors.ray import node_cache
-
         cache = node_cache(executor.repo_key)
         assert sorted(path.name for path in cache.iterdir() if not path.name.startswith(".")) == [f"{second_commit(repo)}.git"]
     finally:
@@ -135,16 +141,17 @@ def test_two_jobs_at_once_get_different_gpus(ray_cluster: Any, repo: Path, tmp_p
         assert sorted(result.read().strip() for result in results.values()) == ["0", "1"]  # what the command saw
     finally:
         executor.close()
+        shutil.rmtree(node_cache(executor.repo_key), ignore_errors=True)
 
 
 @pytest.mark.parametrize("retries", [1, 0])
-def test_a_node_lost_mid_command(ray_cluster: Any, tmp_path: Path, retries: int) -> None:
+def test_a_pair_stays_on_its_node_and_a_node_lost_mid_command_is_retried_or_lost(ray_cluster: Any, tmp_path: Path, retries: int) -> None:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     executor = _ray_executor(_config(f"num_cpus = 2\nretries = {retries}\n"), tmp_path)
     node = ray_cluster.add_node(num_cpus=2)
-    # The head's CPUs held, so that the job (2 CPUs) can only start on the new node.
+    # The head's CPUs held, so that the experiment's first job (2 CPUs) can only start on the new node.
     release = tmp_path / "release"
 
     @ray.remote(num_cpus=2)
@@ -158,14 +165,21 @@ def test_a_node_lost_mid_command(ray_cluster: Any, tmp_path: Path, retries: int)
     head = NodeAffinitySchedulingStrategy(ray_cluster.head_node_id, soft=False)
     holder = hold.options(scheduling_strategy=head).remote(str(release), str(tmp_path / "held"))
     _wait_for(tmp_path / "held")
-    # The first run starts and waits; the retry (which sees its mark) ends at once.
+    worker = executor.worker(0)
+    log_dir = tmp_path / "logs"
+    (first,) = worker.measure(Job(tmp_path, (CommandSpec("metric", "echo candidate", 30),), log_dir))
+    assert first.ok and first.node.endswith(node.node_id[:12])
+    release.touch()
+    ray.get(holder)  # the head is free now: the retry may run there
+    # The other side of the pair goes to the same node. Its first run starts and waits there; a
+    # retry (which sees its mark) ends at once.
     command = f"if [ -e {tmp_path}/started ]; then echo retried; else touch {tmp_path}/started; sleep 20; fi"
-    job = Job(tmp_path, (CommandSpec("metric", command, 60),), tmp_path / "logs")
+    job = Job(tmp_path, (CommandSpec("champion-1", command, 60),), log_dir)
     outcome: dict[str, Any] = {}
 
     def measure() -> None:
         try:
-            outcome["results"] = executor.worker(0).measure(job)
+            outcome["results"] = worker.measure(job)
         except WorkerLost as exc:
             outcome["lost"] = exc
 
@@ -173,8 +187,6 @@ def test_a_node_lost_mid_command(ray_cluster: Any, tmp_path: Path, retries: int)
     try:
         thread.start()
         _wait_for(tmp_path / "started")
-        release.touch()  # the head is free for the retry
-        ray.get(holder)
         ray_cluster.remove_node(node)
         thread.join(60)
         assert not thread.is_alive()
@@ -184,11 +196,13 @@ def test_a_node_lost_mid_command(ray_cluster: Any, tmp_path: Path, retries: int)
             assert result.node.endswith(ray_cluster.head_node_id[:12])
         else:
             assert "results" not in outcome
-            assert node.node_id in str(outcome["lost"]) and "metric" in str(outcome["lost"])
+            lost = str(outcome["lost"])
+            assert "NodeDiedError" in lost and node.node_id in lost and "champion-1" in lost
     finally:
         release.touch()
         thread.join(60)
         executor.close()
+        shutil.rmtree(node_cache(executor.repo_key), ignore_errors=True)  # with the lost run's logs
 
 
 def test_a_missing_ray_is_one_line(tmp_path: Path) -> None:
@@ -219,6 +233,7 @@ def test_a_private_cluster_is_started_and_shut_down(tmp_path: Path) -> None:
         "print(result.read().strip(), result.exit_code, ray.is_initialized())\n"
         "executor.close()\n"
         "print(ray.is_initialized())\n"
+        "import shutil; from ratchet.executors.ray import node_cache; shutil.rmtree(node_cache(executor.repo_key))\n"
     )
     env = {**os.environ, **LOOPBACK_ENV}
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -211,6 +212,10 @@ class RayExecutor(Executor):
         if config.metric.trusted_scoring:
             # The run step's artifacts would stay in the node's checkout, out of the score step's reach.
             raise RunError('[executor] kind = "ray" cannot measure with trusted scoring ([metric] run and score): use [metric] command')
+        if config.executor.address is None and "ray" not in sys.modules:
+            # A private cluster listens on 127.0.0.1 only: Ray reads this when it is imported, and
+            # the processes it starts inherit it (without it they bind every interface).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray = _import_ray()
         started = False
         if not ray.is_initialized():
@@ -474,7 +479,8 @@ def _node_job(request: _Request, bundle: bytes | None, abandoned: Callable[[], b
         extra["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
     here = fingerprint(hardware_info())
     scratch = node_cache(request.repo_key)
-    logs = Path(tempfile.mkdtemp(prefix="ratchet-ray-logs-"))  # outside the checkout: the logs are no change of the commands'
+    scratch.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="logs-", dir=scratch))  # outside the checkout: the logs are no change of the commands'
     try:
         with _Checkout(request, bundle, scratch) as checkout:
             containment = Containment.for_measurements(request.config, checkout if request.commit else request.repo_root)
