@@ -277,19 +277,18 @@ class RayExecutor(Executor):
             repo_key=cluster.repo_key,
         )
         node_id = self._pins.get(job.log_dir)
-        attempt, bundle_put_again = 1, False
+        attempt = 1
         lost: list[str] = []
         while True:
             try:
                 outcome = self._run_task(request, job.source, node_id, should_abandon)
                 break
             except _Lost as exc:
-                if exc.object_lost and job.source is not None and not bundle_put_again:
-                    # The bundle went with its node (ray.put objects are not rebuilt): put it again;
-                    # the command never started, so this is no second run.
+                if exc.object_lost and job.source is not None:
+                    # Perhaps the bundle, gone with its node (ray.put objects are not rebuilt): the
+                    # next job of this commit puts it again. A run whose result was lost is still a
+                    # run: it counts as an attempt.
                     cluster.forget_bundle(job.source.commit)
-                    bundle_put_again = True
-                    continue
                 lost.append(str(exc))
                 if attempt > cluster.section.retries:
                     tried = "; then on its retry: ".join(lost)
