@@ -150,7 +150,11 @@ class Ledger:
         present = {row[1] for row in self._db.execute("PRAGMA table_info(experiments)")}
         for name, kind in _ADDED_COLUMNS.items():
             if name not in present:
-                self._db.execute(f"ALTER TABLE experiments ADD COLUMN {name} {kind}")
+                try:
+                    self._db.execute(f"ALTER TABLE experiments ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:  # another process (`status` beside `run`) added it first
+                    if "duplicate column" not in str(exc):
+                        raise
         self._db.executescript(_REVISIONS)
 
     def close(self) -> None:

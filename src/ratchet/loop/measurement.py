@@ -259,8 +259,8 @@ class Measurement:
             experiment.extra.update(judgement.to_json())
         experiment.extra["measurements"] = dict(sampler.counts)
         experiment.extra["fingerprint"] = self.parts.fingerprint
-        if sampler.placements:
-            experiment.extra["placements"] = list(sampler.placements)
+        if sampler.placements:  # every sample of the experiment, those of a re-measurement (rebase, rework) too
+            experiment.extra["placements"] = [*experiment.extra.get("placements", []), *sampler.placements]
 
     def _check_holdout(self, experiment: Experiment, state: RunState, log_dir: Path, interrupts: Interrupts, decision: Decision) -> Decision:
         spec = self.parts.config.holdout
