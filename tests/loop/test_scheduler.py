@@ -270,3 +270,15 @@ def test_a_proposal_may_spend_its_share_of_what_is_left_while_others_are_in_flig
     assert _share(1000, others) == 250 and isinstance(_share(1000, others), int)
     assert _share(2.0, others[:1]) == 1.0
     assert _share(1000, ()) == 1000 and _share(None, others) is None
+
+
+def test_too_few_devices_for_the_workers_is_one_line_before_the_baseline(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    repo = _repo(tmp_path, workers=1, iterations=2, sleep=0.1)
+    (repo / "ratchet.toml").write_text((repo / "ratchet.toml").read_text() + "\n[executor]\ngpus_per_experiment = 1\n")
+    sh(repo, "git", "commit", "-qam", "one GPU per experiment")
+    result = run_cli(repo, "run", "--workers", "2", env={"CUDA_VISIBLE_DEVICES": "0"})
+    assert result.returncode == 1
+    assert "worker 2 needs 1 GPU of its own" in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert not (repo / ".ratchet" / LEDGER_FILE).exists() or not _experiments(repo)  # no baseline was measured

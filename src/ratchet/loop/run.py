@@ -123,6 +123,8 @@ class Loop:
         parts.observer.start(info, parts.config, resumed=bool(ledger.experiments(parts.run_name)))
         if warning := getattr(parts.executor, "warning", None):  # no sandbox: say so, once
             parts.observer.warning(warning)
+        # Each worker's executor view before the baseline: too few devices or cores stop the run now.
+        views = [parts.executor.worker(index) for index in range(self.workers)] if self.workers > 1 else []
         self.workspace.open_worktree()
         repair(parts, ledger, info)
         session = ledger.start_session(parts.run_name)
@@ -134,8 +136,8 @@ class Loop:
                     proposer.resume(tuple(state.history), parts.run_dir / "proposer")
                 except ProposerError as exc:
                     raise RunError(f"the {proposer.kind} proposer cannot start: {exc}") from None
-                if self.workers > 1:
-                    stop_reason, exit_code = self._scheduled(ledger, session, proposer, state, interrupts)
+                if views:
+                    stop_reason, exit_code = self._scheduled(ledger, session, proposer, state, interrupts, views)
                 else:
                     stop_reason, exit_code = self._loop(ledger, session, proposer, state, interrupts)
                 if not interrupts.stop:
@@ -183,9 +185,11 @@ class Loop:
             if experiment.verdict is Verdict.TAMPERED:
                 parts.observer.alarm(f"experiment {experiment.id} TAMPERED with the harness: {experiment.reason}")
 
-    def _scheduled(self, ledger: Ledger, session: int, proposer: Proposer, state: RunState, interrupts: Interrupts) -> tuple[str, int]:
-        """The loop with several experiments in flight (``[run] workers``)."""
-        scheduler = Scheduler(self.parts, ledger, session, proposer, state, interrupts, self.contexts, self.measurement, self.workers)
+    def _scheduled(
+        self, ledger: Ledger, session: int, proposer: Proposer, state: RunState, interrupts: Interrupts, views: list[Executor]
+    ) -> tuple[str, int]:
+        """The loop with several experiments in flight (``[run] workers``), one executor view each."""
+        scheduler = Scheduler(self.parts, ledger, session, proposer, state, interrupts, self.contexts, self.measurement, views)
         try:
             return scheduler.run()
         finally:

@@ -22,6 +22,7 @@ from typing import Any
 from ratchet.budget import Progress
 from ratchet.config import Config
 from ratchet.events import EXIT_DONE, EXIT_FAILURES, EXIT_INTERRUPTED
+from ratchet.executors import Executor
 from ratchet.experiment import Verdict
 from ratchet.ledger import Ledger
 from ratchet.loop.context import ContextBuilder
@@ -60,21 +61,21 @@ class Scheduler:
 
     def __init__(
         self, parts: Parts, ledger: Ledger, session: int, proposer: Proposer, state: RunState, interrupts: Interrupts,
-        contexts: ContextBuilder, calibration: Measurement, workers: int,
+        contexts: ContextBuilder, calibration: Measurement, executors: list[Executor],
     ) -> None:  # fmt: skip
         self.parts, self.ledger, self.session, self.state = parts, ledger, session, state
         self.interrupts, self.contexts, self.calibration = interrupts, contexts, calibration
         self.proposer = proposer if proposer.concurrent else _OneCallAtATime(proposer)
         self.shared = SharedState(state)
-        self.slots = [self._slot(index) for index in range(workers)]
+        self.slots = [self._slot(index, executor) for index, executor in enumerate(executors)]
         self._done: queue.Queue[_Done] = queue.Queue()
         self._said_overshoot = False
 
-    def _slot(self, index: int) -> Slot:
+    def _slot(self, index: int, executor: Executor) -> Slot:
         parts, ws = self.parts, self.parts.workspace
         workspace = SlotWorkspace(parts.repo_root, parts.run_name, ws.scope, ws.harness, index)
         workspace.open_at(self.state.champion)
-        measurement = Measurement(parts, workspace, parts.executor.worker(index))
+        measurement = Measurement(parts, workspace, executor)
         measurement.reserve_test = self.shared.reserve_test
         return Slot(index, workspace, measurement)
 
