@@ -15,6 +15,8 @@ experiments after the baseline. The rate is taken from the ledger: non-baseline 
 first start to last end (the run's start, the baseline and the executor's start-up left out).
 A keep whose champion moved while it was measured is re-applied and measured again (the
 scheduler's rule): the "re-meas" column counts those (each costs one more 2 s measurement); one that no longer applies is stale.
+"busy" is the experiments' summed durations over N x the span (1.00: no worker slot ever idle), which
+tells a scheduler that leaves slots idle from experiments that got slower (s/exp: cores shared).
 Rounds alternate the order of N (1, 2, 4, 8 then 8, 4, 2, 1, ...); a row shows the median rate
 over rounds and, in parentheses, each round's. Goal: speed-up >= 0.9 N locally, >= 0.85 N on Ray.
 
@@ -24,7 +26,8 @@ the metric sleeps), and the config names its address.
 
 Optuna at N = 1 vs N = 4. A cheap synthetic function (Branin, minimum 0.397887, two float
 parameters, instant), 32 experiments per run, seeds 0..4 (`--optuna-seeds`): per seed the best
-value found at N = 1 and at N = 4, their means +- sd, and the difference of means against its
+value measured and the run's final champion at N = 1 and at N = 4 (and N = 4's stale would-be
+keeps, which Optuna is told as FAIL), their means +- sd, and the difference of means against its
 standard error. TPE's constant liar should keep N = 4 within noise of N = 1 per experiment.
 
     python benchmarks/throughput.py [--workers 1,2,4,8] [--executor local|ray|both]
@@ -119,6 +122,7 @@ class LoopPhase:
     experiments: int
     seconds: float
     mean_duration: float
+    busy: float  # the experiments' summed durations over N x the span: 1.0 is no slot ever idle
     keeps: int
     remeasured: int
     failed: dict[str, int]
@@ -128,7 +132,7 @@ class LoopPhase:
         return 60 * self.experiments / self.seconds
 
 
-def loop_phase(ledger_path: Path, run: str) -> LoopPhase:
+def loop_phase(ledger_path: Path, run: str, workers: int) -> LoopPhase:
     """The non-baseline experiments' span, first start to last end, from the ledger."""
     ledger = Ledger(ledger_path)
     try:
@@ -139,10 +143,12 @@ def loop_phase(ledger_path: Path, run: str) -> LoopPhase:
     if not rows or len(ended) != len(rows):
         raise SystemExit(f"the run left {len(rows) - len(ended)} of {len(rows)} experiments unfinished")
     durations = [e.duration for e in rows if e.duration is not None]
+    span = max(ended) - min(e.started for e in rows)
     return LoopPhase(
         experiments=len(rows),
-        seconds=max(ended) - min(e.started for e in rows),
+        seconds=span,
         mean_duration=statistics.fmean(durations),
+        busy=sum(durations) / (workers * span),
         keeps=sum(e.verdict is Verdict.KEEP for e in rows),
         # A rebase that no longer applied ended the experiment as stale, unmeasured.
         remeasured=sum(len(e.extra.get("rebased") or []) - (e.verdict is Verdict.STALE) for e in rows),
@@ -159,7 +165,7 @@ def run_once(executor: str, proposer: str, workers: int, experiments: int, addre
         summary = loop.run()
         if summary.exit_code != 0:
             raise SystemExit(f"{executor}/{proposer} N={workers}: the run ended with exit code {summary.exit_code} ({summary.stop_reason})")
-        return loop_phase(loop.parts.state_dir / "ledger.sqlite", config.run.name)
+        return loop_phase(loop.parts.state_dir / "ledger.sqlite", config.run.name, workers)
 
 
 class RayCluster:
@@ -190,7 +196,7 @@ def throughput(args: argparse.Namespace, executors: list[str], proposers: list[s
           f"{args.experiments_per_worker} x N experiments per run after the baseline; {args.rounds} rounds, order of N alternated")
     print(f"before: {load()}\n")
     print(f"{'executor':<8} {'proposer':<8} {'N':>2} {'exps':>4} {'seconds':>8} {'exp/min':>8} {'speed-up':>8} {'goal':>5} "
-          f"{'met':>4} {'s/exp':>6} {'keeps':>5} {'re-meas':>7}   (exp/min per round)")
+          f"{'met':>4} {'s/exp':>6} {'busy':>5} {'keeps':>5} {'re-meas':>7}   (exp/min per round)")
     conclusions = []
     for executor in executors:
         cluster = RayCluster(args.ray_cpus) if executor == "ray" else None
@@ -210,7 +216,7 @@ def throughput(args: argparse.Namespace, executors: list[str], proposers: list[s
                     met = speedup >= goal
                     print(f"{executor:<8} {proposer:<8} {n:>2} {statistics.median(p.experiments for p in runs):>4.0f} "
                           f"{statistics.median(p.seconds for p in runs):>8.1f} {rate:>8.1f} {speedup:>8.2f} {goal:>5.2f} "
-                          f"{'yes' if met else 'NO':>4} {statistics.median(p.mean_duration for p in runs):>6.2f} "
+                          f"{'yes' if met else 'NO':>4} {statistics.median(p.mean_duration for p in runs):>6.2f} {statistics.median(p.busy for p in runs):>5.2f} "
                           f"{sum(p.keeps for p in runs) / len(runs):>5.1f} {sum(p.remeasured for p in runs) / len(runs):>7.1f}   "
                           f"({' '.join(f'{p.per_minute:.1f}' for p in runs)})", flush=True)
                     failed: collections.Counter[str] = sum((collections.Counter(p.failed) for p in runs), collections.Counter())
@@ -226,7 +232,8 @@ def throughput(args: argparse.Namespace, executors: list[str], proposers: list[s
                 cluster.close()
     print(f"after: {load()}")
     print("speed-up: the median rate at N over the median rate at N = 1 (per worker: at the first N given, divided by it); "
-          "s/exp: mean experiment duration (propose + measure + decide); keeps, re-meas (a keep re-applied on a moved champion and measured again): mean per run")
+          "s/exp: mean experiment duration (propose + measure + decide); "
+          "busy: those durations summed over N x seconds (1.00: no worker slot ever idle); keeps, re-meas (a keep re-applied on a moved champion and measured again): mean per run")
     for line in conclusions:
         print("conclusion: " + line)
 
@@ -234,46 +241,62 @@ def throughput(args: argparse.Namespace, executors: list[str], proposers: list[s
 # ---------------------------------------------------------------- optuna at N = 1 vs N = 4
 
 
-def best_of(seed: int, workers: int, experiments: int) -> float:
+@dataclass
+class Search:
+    best: float  # the lowest value measured in the run's experiments (what TPE found)
+    champion: float  # the run's champion at its end (what the run kept)
+    stale: int  # would-be keeps whose change no longer applied to a champion that moved meanwhile
+
+
+def search(seed: int, workers: int, experiments: int) -> Search:
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp) / "repo", "X = 2.5  # ratchet: -5..10\nY = 7.5  # ratchet: 0..15\n", BRANIN_PY)
         config = parse_config(config_text("optuna", "local", None, seed=seed))
         loop = Loop(repo, config, iterations=experiments, workers=workers)
         summary = loop.run()
-        if summary.exit_code != 0:
+        if summary.exit_code != 0 or summary.champion_metric is None:
             raise SystemExit(f"optuna seed {seed} N={workers}: exit code {summary.exit_code} ({summary.stop_reason})")
         ledger = Ledger(loop.parts.state_dir / "ledger.sqlite")
         try:
-            values = [e.metric for e in ledger.experiments(config.run.name) if e.verdict is not Verdict.BASELINE and e.metric is not None]
+            rows = [e for e in ledger.experiments(config.run.name) if e.verdict is not Verdict.BASELINE]
         finally:
             ledger.close()
+        values = [e.metric for e in rows if e.metric is not None]
         if len(values) != experiments:
             raise SystemExit(f"optuna seed {seed} N={workers}: {len(values)} of {experiments} experiments have a metric")
-        return min(values)
+        return Search(min(values), summary.champion_metric, sum(e.verdict is Verdict.STALE for e in rows))
+
+
+def _compare(name: str, ones: list[float], fours: list[float]) -> str:
+    sd1, sd4 = (statistics.stdev(v) if len(v) > 1 else 0.0 for v in (ones, fours))
+    diff = statistics.fmean(fours) - statistics.fmean(ones)
+    se = math.sqrt(sd1**2 / len(ones) + sd4**2 / len(fours))
+    z = diff / se if se > 0 else math.inf
+    verdict = "within noise of" if abs(z) < 2 else "NOT within noise of"
+    return f"{name}: N = 4 minus N = 1 {diff:+.4f} (standard error {se:.4f}, {z:+.2f} SE): {verdict} N = 1 (|difference| < 2 SE)"
 
 
 def optuna_quality(args: argparse.Namespace) -> None:
     print(f"\noptuna, Branin (minimum {BRANIN_MIN}), {args.optuna_experiments} experiments per run, TPE "
           f"(5 start-up trials, constant liar), seeds 0..{args.optuna_seeds - 1}, N = 1 then N = 4 per seed")
     print(f"before: {load()}\n")
-    print(f"{'seed':>4} {'best N=1':>10} {'best N=4':>10}")
+    print(f"{'seed':>4} {'best N=1':>10} {'best N=4':>10} {'champ N=1':>10} {'champ N=4':>10} {'stale N=4':>10}")
     ones, fours = [], []
     for seed in range(args.optuna_seeds):
-        ones.append(best_of(seed, 1, args.optuna_experiments))
-        fours.append(best_of(seed, 4, args.optuna_experiments))
-        print(f"{seed:>4} {ones[-1]:>10.4f} {fours[-1]:>10.4f}", flush=True)
-    sd1, sd4 = (statistics.stdev(v) if len(v) > 1 else 0.0 for v in (ones, fours))
-    m1, m4 = statistics.fmean(ones), statistics.fmean(fours)
-    print(f"{'mean':>4} {m1:>10.4f} {m4:>10.4f}")
-    print(f"{'sd':>4} {sd1:>10.4f} {sd4:>10.4f}")
-    se = math.sqrt(sd1**2 / len(ones) + sd4**2 / len(fours))
-    diff = m4 - m1
-    z = diff / se if se > 0 else math.inf
+        ones.append(search(seed, 1, args.optuna_experiments))
+        fours.append(search(seed, 4, args.optuna_experiments))
+        one, four = ones[-1], fours[-1]
+        print(f"{seed:>4} {one.best:>10.4f} {four.best:>10.4f} {one.champion:>10.4f} {four.champion:>10.4f} {four.stale:>10}", flush=True)
+    for label, pick in (("mean", statistics.fmean), ("sd", statistics.stdev)):
+        if len(ones) > 1 or label == "mean":
+            cells = [pick([getattr(r, f) for r in runs]) for f in ("best", "champion") for runs in (ones, fours)]
+            stale = pick([float(r.stale) for r in fours])
+            print(f"{label:>4} " + " ".join(f"{c:>10.4f}" for c in cells) + f" {stale:>10.1f}")
     print(f"after: {load()}")
-    within = abs(z) < 2
-    print(f"conclusion: N = 4 minus N = 1: {diff:+.4f} (standard error {se:.4f}, {z:+.2f} SE): "
-          f"{'within noise' if within else 'NOT within noise'} of N = 1 (|difference| < 2 SE) after "
-          f"{args.optuna_experiments} experiments")
+    print("best: the lowest value measured in the run's experiments; champ: the run's champion at its end; stale: would-be "
+          "keeps whose champion moved while they were measured and whose change no longer applied (told to Optuna as FAIL)")
+    print("conclusion: " + _compare("best", [r.best for r in ones], [r.best for r in fours]))
+    print("conclusion: " + _compare("champion", [r.champion for r in ones], [r.champion for r in fours]))
 
 
 def machine() -> str:
