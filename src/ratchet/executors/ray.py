@@ -1,42 +1,47 @@
-"""Run measurements on a Ray cluster (``[executor] kind = "ray"``).
+"""Run measurements on a Ray cluster (``[executor] kind = "ray"``): the driver side.
 
 Each job runs as one Ray task (``[executor]``'s ``num_cpus``, ``num_gpus`` and ``resources``;
 ``max_retries=0``: ratchet retries itself, at most once, see :class:`RayExecutor`). A job with a
 ``source`` (what the driver gives every job, since ``measures_copies``) travels as a git bundle
-through the object store, put once per commit; on the node it is cloned once into a cache
-under the node's temp dir, and each task measures in a checkout of its own (the commit, the
-patch applied, then removed), with ratchet's containment rebuilt there. The logs (capped by the
+through the object store, put once per commit; what the task does on the node (the cached
+clone, a checkout of its own, the containment rebuilt there) lives in
+:mod:`ratchet.executors._ray_node`, which every node imports: ratchet (with the same config
+models) must be installed where the nodes' Python finds it. The logs (capped by the
 containment), how each command ended, the node, the devices Ray assigned and what the commands
 changed in the checkout come back; the driver writes the logs where :class:`LocalExecutor`
-would. Ray is imported only here, and only when asked for (``pip install 'ratchet[ray]'``).
-
-Every node imports this module to run a task: ratchet (with the same config models) must be
-installed where the nodes' Python finds it.
+would. Ray is imported only when asked for (``pip install 'ratchet[ray]'``).
 """
 
 from __future__ import annotations
 
 import collections
-import fcntl
 import hashlib
 import logging
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
+from ratchet.executors._ray_node import (
+    Outcome,
+    Ran,
+    Request,
+    command_timeout,
+    first_line,
+    measure_on_node,
+    node_cache,
+    stops_the_job,
+)
 from ratchet.executors.base import CommandSpec, Executor, Job, JobSource, WorkerLost
-from ratchet.measure.containment import Containment, sandbox_warning
+from ratchet.measure.containment import sandbox_warning
 from ratchet.measure.hardware import fingerprint, hardware_info
 from ratchet.measure.runner import CommandResult, run_command
 from ratchet.state import RunError
-from ratchet.workspace.git import GIT_ENV, git, git_bytes
+from ratchet.workspace.git import git, git_bytes
 
 if TYPE_CHECKING:
     from ratchet.config import Config, ExecutorSection
@@ -72,54 +77,6 @@ def _import_ray() -> Any:
     return ray
 
 
-# ---------------------------------------------------------------- what travels
-
-
-@dataclass(frozen=True)
-class _Request:
-    """One job as a task gets it (picklable: the config is a pydantic model)."""
-
-    config: Config
-    repo_root: Path  # the driver's repository (for a job without source: valid on a shared filesystem)
-    worktree: Path
-    commands: tuple[CommandSpec, ...]
-    env: Mapping[str, str] | None
-    stop_on_failure: bool
-    deadline: float | None
-    commit: str | None = None
-    patch: str | None = None
-    bundle_ref: str | None = None  # the ref the bundle holds
-    repo_key: str = ""  # names the node's cache of this repository
-
-
-@dataclass(frozen=True)
-class _Ran:
-    """One command's end, as the node saw it; the logs as bytes (None: the command printed nothing)."""
-
-    name: str
-    command: str
-    exit_code: int | None
-    timed_out: bool
-    interrupted: bool
-    seconds: float
-    max_rss_bytes: int | None
-    survivors: tuple[str, ...]
-    hint: str
-    stdout: bytes | None
-    stderr: bytes | None
-    changed: tuple[str, ...] | None
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    node_id: str
-    node: str  # host/node id, for the result
-    fingerprint: str
-    devices: str
-    ran: tuple[_Ran, ...] = ()
-    error: str | None = None  # the checkout or containment could not be set up there
-
-
 class _Lost(Exception):
     def __init__(self, what: str, object_lost: bool) -> None:
         super().__init__(what)
@@ -139,7 +96,7 @@ class _Cluster:
         self.started = started
         self.section: ExecutorSection = config.executor
         # One worker process runs one task at a time; its main thread waits and forwards ray.cancel.
-        self.task = ray.remote(_measure_on_node)
+        self.task = ray.remote(measure_on_node)
         self.bundles: collections.OrderedDict[str, tuple[Any, str]] = collections.OrderedDict()
         self.bundle_puts = 0
         self.lock = threading.Lock()
@@ -264,7 +221,7 @@ class RayExecutor(Executor):
         if job.trusted:
             return self._measure_here(job, should_abandon)
         cluster = self._cluster
-        request = _Request(
+        request = Request(
             config=cluster.config,
             repo_root=cluster.repo_root,
             worktree=job.worktree,
@@ -307,17 +264,17 @@ class RayExecutor(Executor):
             result = run_command(
                 spec.command,
                 cwd=job.worktree,
-                timeout=_timeout(spec, job.deadline),
+                timeout=command_timeout(spec, job.deadline),
                 log_prefix=job.log_dir / spec.name,
                 env=job.env,
                 should_abandon=should_abandon,
             )
             results.append(replace(result, fingerprint=self.fingerprint, node=socket.gethostname()))
-            if _stops(results[-1], job.stop_on_failure):
+            if stops_the_job(results[-1], job.stop_on_failure):
                 break
         return results
 
-    def _run_task(self, request: _Request, source: JobSource | None, node_id: str | None, should_abandon: Callable[[], bool] | None) -> _Outcome:
+    def _run_task(self, request: Request, source: JobSource | None, node_id: str | None, should_abandon: Callable[[], bool] | None) -> Outcome:
         ray = self._cluster.ray
         section = self._cluster.section
         bundle = None
@@ -346,18 +303,18 @@ class RayExecutor(Executor):
                 ray.cancel(ref, force=True)
                 forced = True
         try:
-            outcome: _Outcome = ray.get(ref)
+            outcome: Outcome = ray.get(ref)
             return outcome
         except ray.exceptions.TaskCancelledError:  # cancelled before it started (or forced): nothing ran
-            return _Outcome(node_id="", node="", fingerprint="", devices="", ran=(_abandoned(request.commands[0]),))
+            return Outcome(node_id="", node="", fingerprint="", devices="", ran=(_abandoned(request.commands[0]),))
         except _lost_errors(ray) as exc:
             if cancelled_at is not None:  # the worker killed by the forced cancel: abandoned, not lost
-                return _Outcome(node_id="", node="", fingerprint="", devices="", ran=(_abandoned(request.commands[0]),))
+                return Outcome(node_id="", node="", fingerprint="", devices="", ran=(_abandoned(request.commands[0]),))
             raise _Lost(_lost_words(exc), isinstance(exc, ray.exceptions.ObjectLostError)) from None
         except ray.exceptions.RayTaskError as exc:
-            raise RunError(f"measuring on Ray failed: {_first_line(exc.cause if exc.cause is not None else exc)}") from None
+            raise RunError(f"measuring on Ray failed: {first_line(exc.cause if exc.cause is not None else exc)}") from None
 
-    def _result(self, job: Job, ran: _Ran, outcome: _Outcome, attempt: int) -> CommandResult:
+    def _result(self, job: Job, ran: Ran, outcome: Outcome, attempt: int) -> CommandResult:
         """The node's end of one command as a local result: its logs written where LocalExecutor writes them."""
         prefix = job.log_dir / ran.name
         job.log_dir.mkdir(parents=True, exist_ok=True)
@@ -404,223 +361,16 @@ def _names(job: Job) -> str:
     return ", ".join(spec.name for spec in job.commands)
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def _lost_words(exc: BaseException) -> str:
     """What died and where, from Ray's message: its first sentences, without the advice after them."""
-    words = _first_line(exc)
+    words = first_line(exc)
     for advice in (" This can happen", " To see", " Check ", " See "):
         words = words.split(advice, 1)[0]
     return f"{type(exc).__name__}: {words.strip()}"
 
 
-def _timeout(spec: CommandSpec, deadline: float | None) -> float:
-    if deadline is None:
-        return spec.timeout
-    # Past the job's deadline a command still starts, and times out at once: its result says so.
-    return min(spec.timeout, max(0.0, deadline - time.time()))
-
-
-def _stops(result: CommandResult, stop_on_failure: bool) -> bool:
-    return result.interrupted or result.timed_out or (stop_on_failure and not result.ok)
-
-
-def _abandoned(spec: CommandSpec) -> _Ran:
-    return _Ran(spec.name, spec.command, None, False, True, 0.0, None, (), "", None, None, None)
-
-
-# ---------------------------------------------------------------- on the node
-
-
-def _measure_on_node(request: _Request, bundle: bytes | None) -> _Outcome:
-    """The task: the job runs in a thread; this (main) thread waits, and when ray.cancel raises
-    KeyboardInterrupt here it asks the runner to abandon, which kills the command's whole group
-    (Ray would kill only the worker's direct children), and the ends come back as interrupted."""
-    abandon = threading.Event()
-    done = threading.Event()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["outcome"] = _node_job(request, bundle, abandon.is_set)
-        except BaseException as exc:  # handed to the main thread, which raises it as the task's error
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name="ratchet-measure", daemon=True).start()
-    # Sleeping, not Thread.join: a join that KeyboardInterrupt breaks can leave the thread
-    # looking finished while it still runs.
-    while not done.is_set():
-        try:
-            time.sleep(0.05)
-        except KeyboardInterrupt:
-            abandon.set()
-    if "error" in box:
-        raise box["error"]
-    outcome: _Outcome = box["outcome"]
-    return outcome
-
-
-def _node_job(request: _Request, bundle: bytes | None, abandoned: Callable[[], bool]) -> _Outcome:
-    import ray
-
-    node_id = ray.get_runtime_context().get_node_id()
-    node = f"{socket.gethostname()}/{node_id[:12]}"
-    gpu_ids = [str(gpu) for gpu in ray.get_gpu_ids()]
-    # Ray sets CUDA_VISIBLE_DEVICES in the worker; pass it explicitly so that it reaches the command
-    # whatever the allowlist (and whatever an earlier task left in this worker's environment).
-    extra = dict(request.env or {})
-    if gpu_ids:
-        extra["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
-    here = fingerprint(hardware_info())
-    scratch = node_cache(request.repo_key)
-    scratch.mkdir(parents=True, exist_ok=True)
-    logs = Path(tempfile.mkdtemp(prefix="logs-", dir=scratch))  # outside the checkout: the logs are no change of the commands'
-    try:
-        with _Checkout(request, bundle, scratch) as checkout:
-            containment = Containment.for_measurements(request.config, checkout if request.commit else request.repo_root)
-            devices = containment.environment(extra).get("CUDA_VISIBLE_DEVICES", "")
-            ran: list[_Ran] = []
-            for spec in request.commands:
-                result = containment.run(
-                    spec.command,
-                    cwd=checkout,
-                    timeout=_timeout(spec, request.deadline),
-                    log_prefix=logs / spec.name,
-                    env=extra,
-                    should_abandon=abandoned,
-                )
-                changed = _changed(checkout) if request.commit else None
-                ran.append(_ran(spec.name, result, changed))
-                if _stops(result, request.stop_on_failure):
-                    break
-    except Exception as exc:  # the checkout, the patch or the sandbox: named on the driver in one line
-        return _Outcome(node_id=node_id, node=node, fingerprint=here, devices="", error=_first_line(exc))
-    finally:
-        shutil.rmtree(logs, ignore_errors=True)
-    return _Outcome(node_id=node_id, node=node, fingerprint=here, devices=devices, ran=tuple(ran))
-
-
-def node_cache(repo_key: str) -> Path:
-    """Where a node keeps its clones of one repository (and the jobs' checkouts): under its temp dir."""
-    return Path(tempfile.gettempdir()) / "ratchet-ray" / repo_key
-
-
-def _ran(name: str, result: CommandResult, changed: tuple[str, ...] | None) -> _Ran:
-    def read(path: Path) -> bytes | None:
-        try:
-            return path.read_bytes()  # already capped by the containment
-        except FileNotFoundError:
-            return None
-
-    return _Ran(
-        name=name,
-        command=result.command,
-        exit_code=result.exit_code,
-        timed_out=result.timed_out,
-        interrupted=result.interrupted,
-        seconds=result.seconds,
-        max_rss_bytes=result.max_rss_bytes,
-        survivors=result.survivors,
-        hint=result.hint,
-        stdout=read(result.stdout_path),
-        stderr=read(result.stderr_path),
-        changed=changed,
-    )
-
-
-def _changed(checkout: Path) -> tuple[str, ...]:
-    """What the commands changed in the checkout since the patch (tracked or untracked; ignored
-    files are build products, as in the local harness check)."""
-    out = git(checkout, "status", "--porcelain", "-z", "--no-renames", "-uall")
-    return tuple(sorted(entry[3:] for entry in out.split("\0") if len(entry) > 3))
-
-
-class _Checkout:
-    """The job's checkout on this node: ``commit`` with ``patch`` applied, the patch committed in
-    the throwaway checkout (so that git status then shows only what the commands change),
-    removed on exit. A job without commit runs in its worktree as it is."""
-
-    def __init__(self, request: _Request, bundle: bytes | None, scratch: Path) -> None:
-        self.request = request
-        self.bundle = bundle
-        self.scratch = scratch
-        self.path: Path | None = None
-
-    def __enter__(self) -> Path:
-        request = self.request
-        if request.commit is None:
-            return request.worktree
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        with _Locked(self.scratch):
-            cache = self._cache(request.commit)
-            self.path = Path(tempfile.mkdtemp(prefix="checkout-", dir=self.scratch))
-            git(cache, "worktree", "add", "--detach", "-q", str(self.path), request.commit)
-        if request.patch:
-            git_bytes(self.path, "apply", "--binary", "--whitespace=nowarn", input=request.patch.encode(errors="surrogateescape"))
-            git(self.path, "add", "-A", "--force")
-            identity = {**GIT_ENV, "GIT_AUTHOR_NAME": "ratchet", "GIT_AUTHOR_EMAIL": "ratchet@localhost",
-                        "GIT_COMMITTER_NAME": "ratchet", "GIT_COMMITTER_EMAIL": "ratchet@localhost"}  # fmt: skip
-            git_bytes(self.path, "commit", "-q", "--no-verify", "--allow-empty", "-m", "ratchet: the candidate's patch", env=identity)
-        return self.path
-
-    def _cache(self, commit: str) -> Path:
-        """The node's clone of ``commit`` (made once from the bundle; the lock is held)."""
-        cache = self.scratch / f"{commit}.git"
-        if (cache / "ratchet-ready").exists():
-            return cache
-        if self.bundle is None or self.request.bundle_ref is None:
-            raise RunError(f"no bundle came for {commit}")
-        shutil.rmtree(cache, ignore_errors=True)
-        bundle_file = self.scratch / f"{commit}.bundle"
-        bundle_file.write_bytes(self.bundle)
-        try:
-            git(self.scratch, "init", "-q", "--bare", str(cache))
-            git(cache, "fetch", "-q", str(bundle_file), f"{self.request.bundle_ref}:refs/ratchet/base")
-        finally:
-            bundle_file.unlink(missing_ok=True)
-        (cache / "ratchet-ready").touch()
-        return cache
-
-    def __exit__(self, *exc: object) -> None:
-        if self.path is None:
-            return
-        _remove(self.path)
-        with _Locked(self.scratch):
-            git(self.scratch / f"{self.request.commit}.git", "worktree", "prune", check=False)
-
-
-class _Locked:
-    """An exclusive lock on ``folder`` between the tasks of this node (its cache clones)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        self.fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)  # releases the lock
-
-
-def _remove(folder: Path) -> None:
-    """Remove a checkout, whatever modes its commands left on it."""
-
-    def writable(function: Callable[..., object], path: str, _exc: object) -> None:
-        try:
-            os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
-            function(path)
-        except OSError:
-            pass
-
-    shutil.rmtree(folder, onerror=writable)
+def _abandoned(spec: CommandSpec) -> Ran:
+    return Ran(spec.name, spec.command, None, False, True, 0.0, None, (), "", None, None, None)
 
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "node_cache"]
