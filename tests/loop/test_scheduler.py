@@ -127,8 +127,9 @@ def test_four_workers_keep_experiments_in_flight_and_the_branch_agrees_with_the_
 
 def test_a_keep_whose_champion_moved_and_no_longer_applies_is_stale(tmp_path: Path) -> None:
     repo = _repo(tmp_path, workers=2, iterations=2)
-    # Both change value.txt on the same champion: whichever is decided second no longer applies.
-    summary = _loop(repo, Scripted([number(9), number(8)])).run()
+    # Both patch value.txt on the same champion: whichever is decided second no longer applies.
+    patches = [Proposal(f"set {v}", patch=f"--- a/value.txt\n+++ b/value.txt\n@@ -1 +1 @@\n-10\n+{v}\n") for v in (9, 8)]
+    summary = _loop(repo, Scripted(list(patches))).run()
     assert summary.exit_code == 0
     measured = [e for e in _experiments(repo) if e.verdict is not Verdict.BASELINE]
     verdicts = sorted(str(e.verdict) for e in measured)
@@ -282,3 +283,15 @@ def test_too_few_devices_for_the_workers_is_one_line_before_the_baseline(tmp_pat
     assert result.returncode == 1
     assert "worker 2 needs 1 GPU of its own" in result.stderr and "Traceback" not in result.stderr + result.stdout
     assert not (repo / ".ratchet" / LEDGER_FILE).exists() or not _experiments(repo)  # no baseline was measured
+
+
+def test_whole_file_edits_are_applied_again_on_a_champion_that_moved(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, workers=2, iterations=2)
+    # Both write value.txt whole: the second decided is written onto the new champion and measured again.
+    _loop(repo, Scripted([number(9), number(8)])).run()
+    measured = [e for e in _experiments(repo) if e.verdict is not Verdict.BASELINE]
+    # Never stale: 9 then 8 are both keeps; 8 first makes 9, written onto it, a discard against 8.
+    assert Verdict.STALE not in {e.verdict for e in measured}, [(e.id, e.verdict, e.reason) for e in measured]
+    assert any(e.extra.get("rebased") for e in measured)
+    assert float(sh(repo, "git", "show", "ratchet/t:value.txt")) == 8.0
+    check_keeps_against_champions(repo, _experiments(repo))

@@ -225,7 +225,10 @@ class ExperimentRun:
         self.ledger.update(experiment)
         patch_file = self.log_dir / f"rebased-{len(rebases)}.patch"
         try:
-            self.candidate = self.workspace.materialize(Proposal(experiment.hypothesis, patch=candidate.diff), patch_file, champion.champion)
+            # Whole-file edits (an Optuna trial) say what the files become: applied as they are, not as
+            # a patch against the old champion that would no longer apply.
+            again = self.proposal if self.proposal is not None and self.proposal.edits else Proposal(experiment.hypothesis, patch=candidate.diff)
+            self.candidate = self.workspace.materialize(again, patch_file, champion.champion)
         except ScopeViolation as exc:
             by = f" (by experiment #{moved_by})" if moved_by is not None else ""
             return self.fail(Decision(Verdict.STALE, f"the champion moved{by} while it was measured and the change no longer applies: {exc}"))

@@ -19,7 +19,7 @@ from ratchet.events import (
     RunObserver,
     RunSummary,
 )
-from ratchet.executors import Executor, create_executor
+from ratchet.executors import Executor, LocalExecutor, create_executor
 from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
 from ratchet.loop.baseline import baseline_state
@@ -125,6 +125,10 @@ class Loop:
             parts.observer.warning(warning)
         # Each worker's executor view before the baseline: too few devices or cores stop the run now.
         views = [parts.executor.worker(index) for index in range(self.workers)] if self.workers > 1 else []
+        if views and isinstance(parts.executor, LocalExecutor) and parts.executor.containment.sandbox is None:
+            # Without the sandbox, leftovers are found among this process's children: another worker's
+            # command would be taken for one and killed.
+            raise RunError("several workers need the sandbox (bubblewrap) here: install it, or run with --workers 1")
         self.workspace.open_worktree()
         repair(parts, ledger, info)
         session = ledger.start_session(parts.run_name)
