@@ -153,3 +153,42 @@ class Scripted(Proposer):
 
 def number(value: float, why: str = "") -> Proposal:
     return Proposal(hypothesis=why or f"set {value}", edits={"value.txt": f"{value}\n"})
+
+
+# The output cap the executor suites run with (small: a 20x flood stays quick).
+EXECUTOR_OUTPUT_CAP = 64 * 1024
+
+
+class BothSandboxings:
+    """For an executor's ExecutorContract suite: every check sandboxed and unsandboxed, with
+    EXECUTOR_OUTPUT_CAP. Put it before ExecutorContract in the bases, so its fixtures win."""
+
+    @pytest.fixture(params=["sandboxed", "unsandboxed"])
+    def sandboxed(self, request: pytest.FixtureRequest) -> bool:
+        if request.param == "sandboxed":
+            request.getfixturevalue("sandbox_required")  # with CI set, a missing sandbox fails
+        return bool(request.param == "sandboxed")
+
+    @pytest.fixture
+    def output_cap(self) -> int:
+        return EXECUTOR_OUTPUT_CAP
+
+
+def calc_context(tmp_path: Path, iteration: int, in_flight: tuple = (), worktree: Path | None = None, source: str = "def value():\n    return 10\n") -> ProposalContext:
+    """A proposer's context on a one-file target (calc.py), with the experiments ``in_flight``."""
+    worktree = worktree or tmp_path / f"worktree-{iteration}"
+    worktree.mkdir(parents=True, exist_ok=True)
+    (worktree / "calc.py").write_text(source)
+    return ProposalContext(
+        run="t", iteration=iteration, worktree=worktree, brief="Make value() small.", scope=("calc.py",),
+        scope_files=("calc.py",), metric_name="number", direction="minimize", champion_metric=10.0,
+        baseline_metric=10.0, history=(), state_dir=tmp_path / "state", log_dir=tmp_path / "logs" / str(iteration),
+        in_flight=in_flight,
+    )  # fmt: skip
+
+
+def running_experiment(id: int, proposer: str, hypothesis: str = "", meta: dict | None = None):
+    """An experiment in flight, as the scheduler shows it to the proposers."""
+    from ratchet.experiment import Experiment
+
+    return Experiment("t", id, "0" * 40, proposer, 0.0, state="running", hypothesis=hypothesis, proposal_meta=meta or {})

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import EXECUTOR_OUTPUT_CAP, BothSandboxings
 
 from ratchet.config import Config, parse_config
 from ratchet.executors import CommandSpec, Job, LocalExecutor
 from ratchet.state import RunError
 from ratchet.testing import ExecutorContract
 
-OUTPUT_CAP = 64 * 1024
+OUTPUT_CAP = EXECUTOR_OUTPUT_CAP
 
 
 def _config(mode: str, executor: str = "") -> Config:
@@ -21,17 +22,7 @@ def _config(mode: str, executor: str = "") -> Config:
     )
 
 
-class TestLocalExecutor(ExecutorContract):
-    @pytest.fixture(params=["sandboxed", "unsandboxed"])
-    def sandboxed(self, request: pytest.FixtureRequest) -> bool:
-        if request.param == "sandboxed":
-            request.getfixturevalue("sandbox_required")  # with CI set, a missing sandbox fails
-        return bool(request.param == "sandboxed")
-
-    @pytest.fixture
-    def output_cap(self) -> int:
-        return OUTPUT_CAP
-
+class TestLocalExecutor(BothSandboxings, ExecutorContract):
     @pytest.fixture
     def executor(self, sandboxed: bool, worktree: Path) -> LocalExecutor:
         # As a run builds it: from the config's [sandbox] (required: bubblewrap; off: none).

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import make_repo, sh
+from conftest import EXECUTOR_OUTPUT_CAP, BothSandboxings, make_repo, sh
 from ray_cluster import LOOPBACK_ENV
 
 from ratchet.config import Config, parse_config
@@ -23,7 +23,7 @@ from ratchet.testing import ExecutorContract
 
 pytestmark = pytest.mark.ray
 
-OUTPUT_CAP = 64 * 1024
+OUTPUT_CAP = EXECUTOR_OUTPUT_CAP
 
 
 def _config(executor: str = "", metric: str = 'command = "true"', sandbox: str = "off") -> Config:
@@ -47,17 +47,7 @@ def node_cache(repo_key: str) -> Path:
     return node_cache(repo_key)
 
 
-class TestRayExecutor(ExecutorContract):
-    @pytest.fixture(params=["sandboxed", "unsandboxed"])
-    def sandboxed(self, request: pytest.FixtureRequest) -> bool:
-        if request.param == "sandboxed":
-            request.getfixturevalue("sandbox_required")  # with CI set, a missing sandbox fails
-        return bool(request.param == "sandboxed")
-
-    @pytest.fixture
-    def output_cap(self) -> int:
-        return OUTPUT_CAP
-
+class TestRayExecutor(BothSandboxings, ExecutorContract):
     @pytest.fixture
     def executor(self, ray_cluster: Any, worktree: Path, sandboxed: bool) -> Iterator[Any]:
         # The containment is rebuilt on the node from [sandbox] (required: bubblewrap there).

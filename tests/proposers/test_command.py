@@ -7,6 +7,8 @@ import sys
 import threading
 from pathlib import Path
 
+from conftest import calc_context, running_experiment
+
 from ratchet.config import CommandProposerSection
 from ratchet.experiment import Experiment
 from ratchet.proposers.base import Proposal, ProposalContext
@@ -30,19 +32,11 @@ def proposer(tmp_path: Path) -> CommandProposer:
 
 
 def context(tmp_path: Path, iteration: int, in_flight: tuple[Experiment, ...] = ()) -> ProposalContext:
-    worktree = tmp_path / f"worktree-{iteration}"
-    worktree.mkdir(exist_ok=True)
-    (worktree / "calc.py").write_text("def value():\n    return 10\n")
-    return ProposalContext(
-        run="t", iteration=iteration, worktree=worktree, brief="Make value() small.", scope=("calc.py",),
-        scope_files=("calc.py",), metric_name="number", direction="minimize", champion_metric=10.0,
-        baseline_metric=10.0, history=(), state_dir=tmp_path / "state", log_dir=tmp_path / "logs" / str(iteration),
-        in_flight=in_flight,
-    )  # fmt: skip
+    return calc_context(tmp_path, iteration, in_flight)
 
 
 def running(id: int, hypothesis: str = "", meta: dict | None = None) -> Experiment:
-    return Experiment("t", id, "0" * 40, "command", 0.0, state="running", hypothesis=hypothesis, proposal_meta=meta or {})
+    return running_experiment(id, "command", hypothesis, meta)
 
 
 def test_one_worker_gets_no_in_flight_file_and_the_brief_of_before(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_repo, run_cli, sh
+from conftest import calc_context, running_experiment, make_repo, run_cli, sh
 from fake_llm import FakeLLM, Reply, Request, error, serve
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -458,19 +458,11 @@ def test_user_templates_replace_the_bundled_ones(tmp_path, fake_llm, key_env):
 
 
 def proposing_context(tmp_path: Path, iteration: int = 3, in_flight: tuple[Experiment, ...] = ()) -> ProposalContext:
-    worktree = tmp_path / "worktree"
-    worktree.mkdir(parents=True, exist_ok=True)
-    (worktree / "calc.py").write_text(TARGET["calc.py"])
-    return ProposalContext(
-        run="t", iteration=iteration, worktree=worktree, brief="Make value() small.", scope=("calc.py",),
-        scope_files=("calc.py",), metric_name="number", direction="minimize", champion_metric=10.0,
-        baseline_metric=10.0, history=(), state_dir=tmp_path / "state", log_dir=tmp_path / "logs" / str(iteration),
-        in_flight=in_flight,
-    )  # fmt: skip
+    return calc_context(tmp_path, iteration, in_flight, worktree=tmp_path / "worktree", source=TARGET["calc.py"])
 
 
 def in_flight(id: int, hypothesis: str = "", meta: dict | None = None) -> Experiment:
-    return Experiment("t", id, "0" * 40, "llm", 0.0, state="running", hypothesis=hypothesis, proposal_meta=meta or {})
+    return running_experiment(id, "llm", hypothesis, meta)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

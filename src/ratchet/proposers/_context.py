@@ -230,13 +230,29 @@ def _restore(worktree: Path, before: set[str]) -> None:
             subprocess.run(["git", "checkout", "-q", "--", path], cwd=worktree, capture_output=True, check=False)
 
 
-class ContextRunner:
+class OwnLocks:
+    """Objects that hold locks (named in ``_locks``) and are copied or pickled: a copy gets locks of its own."""
+
+    _locks: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: value for name, value in self.__dict__.items() if name not in self._locks}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for name in self._locks:
+            setattr(self, name, threading.Lock())
+
+
+class ContextRunner(OwnLocks):
     """Runs the configured context commands on the champion, once per champion commit.
 
     The champion is code a proposer wrote, so the commands run the way measurements do: with
     ``containment`` (the sandbox and the environment allowlist) when given; without it, at least
     without the loop's secrets (``hidden_env``: the API key's variable).
     """
+
+    _locks = ("_lock",)
 
     def __init__(
         self,
@@ -252,15 +268,6 @@ class ContextRunner:
         self._cache: tuple[str, list[ContextOutput]] | None = None
         # Several workers proposing on one champion: the first runs the commands, the others
         # wait for its outputs instead of running them again in their own checkouts.
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_lock"]  # a copy gets a lock of its own
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
         self._lock = threading.Lock()
 
     def outputs(self, context: ProposalContext) -> list[ContextOutput]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ratchet.config import LLMProposerSection
 from ratchet.experiment import Experiment
 from ratchet.proposers._context import (
+    OwnLocks,
     ContextRunner,
     ScopeTooLarge,
     prompt_variables,
@@ -136,7 +137,8 @@ class _Conversation:
         raise ProposerError(f"{reason}; stopped before the follow-up call", usage=self.spent)
 
 
-class LLMProposer(Proposer):
+class LLMProposer(OwnLocks, Proposer):
+    _locks = ("_opening",)
     kind = "llm"
     # A proposal's state is its _Conversation; what the proposer shares across calls is read-only
     # once opened, except the context commands' cache (it locks) and the lazy open (locked here).
@@ -155,15 +157,6 @@ class LLMProposer(Proposer):
         )
         self.templates: Templates | None = None
         self.client: ChatClient | None = None
-        self._opening = threading.Lock()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_opening"]  # a copy gets a lock of its own
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
         self._opening = threading.Lock()
 
     # ------------------------------------------------------------ lifecycle
