@@ -58,6 +58,7 @@ from _common import GIT_ENV, commit_all, load
 # The command proposer's program (profile only): in place, as an agent edits the worktree.
 PROPOSE_SH = """\
 if [ "$1" = keep ]; then v=$(cat value.txt); echo $((v - 1)) > value.txt; else echo "changed $RATCHET_EXPERIMENT" > target.txt; fi
+if [ "$2" = new ]; then mkdir -p new; echo "$RATCHET_EXPERIMENT" > "new/$RATCHET_EXPERIMENT.txt"; fi
 """
 
 
@@ -77,33 +78,41 @@ def make_repo(root: Path, files: int) -> Path:
 
 
 class NoOp(Proposer):
-    """Edits (the optuna proposer's path), or a patch."""
+    """Edits (the optuna proposer's path), or a patch; with ``new``, each also adds a file."""
 
     kind = "noop"
 
-    def __init__(self, keep: bool, patch: bool = False) -> None:
-        self.keep, self.patch = keep, patch
+    def __init__(self, keep: bool, patch: bool = False, new: bool = False) -> None:
+        self.keep, self.patch, self.new = keep, patch, new
         self.value = 1_000_000
+        self.count = 0
 
     def propose(self, context: ProposalContext) -> Proposal:
+        self.count += 1
+        added = f"new/{os.getpid()}-{self.count}.txt"
         if self.patch:
             if self.keep:
                 old, self.value = self.value, self.value - 1
                 diff = f"--- a/value.txt\n+++ b/value.txt\n@@ -1 +1 @@\n-{old}\n+{self.value}\n"
-                return Proposal(hypothesis=f"value {self.value}", patch=diff)
-            return Proposal(hypothesis="no-op", patch="--- a/target.txt\n+++ b/target.txt\n@@ -1 +1 @@\n-original\n+changed\n")
+            else:
+                diff = "--- a/target.txt\n+++ b/target.txt\n@@ -1 +1 @@\n-original\n+changed\n"
+            if self.new:
+                diff += f"--- /dev/null\n+++ b/{added}\n@@ -0,0 +1 @@\n+{self.count}\n"
+            return Proposal(hypothesis=f"value {self.value}", patch=diff)
         if self.keep:
             self.value -= 1
-            return Proposal(hypothesis=f"value {self.value}", edits={"value.txt": f"{self.value}\n"})
-        return Proposal(hypothesis="no-op", edits={"target.txt": "changed\n"})
+            edits = {"value.txt": f"{self.value}\n"}
+        else:
+            edits = {"target.txt": "changed\n"}
+        return Proposal(hypothesis=f"value {self.value}", edits=edits | ({added: f"{self.count}\n"} if self.new else {}))
 
 
-def config_text(keep: bool, name: str, sandbox: str = "off", proposer: str = "noop") -> str:
+def config_text(keep: bool, name: str, sandbox: str = "off", proposer: str = "noop", new: bool = False) -> str:
     command = "cat value.txt" if keep else "echo 1"
     section = 'kind = "command"\ncommand = "true"'
     metric_extra = ""
     if proposer == "command":
-        section = f'kind = "command"\ncommand = "sh bench/propose.sh {"keep" if keep else "discard"}"'
+        section = f'kind = "command"\ncommand = "sh bench/propose.sh {"keep" if keep else "discard"}{" new" if new else ""}"'
     elif proposer == "optuna":
         section = 'kind = "optuna"'
         command, metric_extra = "cat tune.py", "regex = 'X = (\\d+)'"
@@ -111,7 +120,7 @@ def config_text(keep: bool, name: str, sandbox: str = "off", proposer: str = "no
 [run]
 name = "{name}"
 [scope]
-mutable = ["target.txt", "value.txt", "tune.py"]
+mutable = ["target.txt", "value.txt", "tune.py", "new/**"]
 harness = ["pkg0/**", "bench/**"]
 [metric]
 command = "{command}"
@@ -318,15 +327,16 @@ def profile(args: argparse.Namespace) -> None:
     if shutil.which("strace") is None:
         raise SystemExit("--profile needs strace")
     print(f"processes per experiment ({args.files:,} files; {args.n} experiments each; traced with strace: execve)\n")
-    print(f"{'proposer':<9} {'sandbox':<8} {'verdict':<8} {'n':>3} {'git':>5} {'bwrap':>6} {'shells':>7} {'other':>6}   git calls")
+    print(f"{'proposer':<11} {'sandbox':<8} {'verdict':<8} {'n':>3} {'git':>5} {'bwrap':>6} {'shells':>7} {'other':>6}   git calls")
     for sandbox in ("off", "auto"):
-        for proposer in ("edits", "optuna", "command", "patch"):
+        for proposer in ("edits", "optuna", "command", "patch", "edits+new", "command+new", "patch+new"):
+            base, new = proposer.removesuffix("+new"), proposer.endswith("+new")
             for keep in ((False, True) if proposer != "optuna" else (True,)):
                 with tempfile.TemporaryDirectory() as tmp:
                     repo = make_repo(Path(tmp) / "repo", args.files)
-                    kind = "noop" if proposer in ("edits", "patch") else proposer
-                    config = parse_config(config_text(keep, "profile", sandbox, kind))
-                    given = NoOp(keep, patch=proposer == "patch") if kind == "noop" else None
+                    kind = "noop" if base in ("edits", "patch") else base
+                    config = parse_config(config_text(keep, "profile", sandbox, kind, new))
+                    given = NoOp(keep, patch=base == "patch", new=new) if kind == "noop" else None
                     Loop(repo, config, proposer=given, iterations=2, observer=Marks()).run()  # baseline, calibration
                     log = Path(tmp) / "trace"
                     traced(log, lambda: Loop(repo, config, proposer=given, iterations=2 + args.n, observer=Marks()).run())
@@ -335,7 +345,7 @@ def profile(args: argparse.Namespace) -> None:
                         per = {k: v / len(counters) for k, v in total.items()}
                         git = sum(v for k, v in per.items() if k.startswith("git"))
                         calls = ", ".join(f"{k[4:]} {v:g}" for k, v in sorted(per.items()) if k.startswith("git"))
-                        print(f"{proposer:<9} {sandbox:<8} {verdict:<8} {len(counters):>3} {git:>5.2g} {per.get('bwrap', 0):>6.2g} "
+                        print(f"{proposer:<11} {sandbox:<8} {verdict:<8} {len(counters):>3} {git:>5.2g} {per.get('bwrap', 0):>6.2g} "
                               f"{per.get('shell', 0):>7.2g} {per.get('other', 0):>6.2g}   {calls}", flush=True)
 
 

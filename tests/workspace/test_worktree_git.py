@@ -3,15 +3,18 @@ back without `git reset`, their diffs as git would apply them; with real git, no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 from conftest import make_repo, sh
 
 from ratchet import Proposal
 from ratchet.workspace.git import read_head, read_ref
+from ratchet.workspace import worktree
 from ratchet.workspace.scope import Globs
 from ratchet.workspace.worktree import ScopeViolation, Workspace
 
@@ -91,13 +94,69 @@ def test_in_place_binary_change_falls_back_to_git(tmp_path):
 
 def test_patch_candidate_is_put_back_without_git(tmp_path):
     workspace = _workspace(tmp_path)
-    patch = "--- a/src/a.py\n+++ b/src/a.py\n@@ -1 +1 @@\n-A = 1\n+A = 5\n--- /dev/null\n+++ b/src/d.py\n@@ -0,0 +1 @@\n+D = 4\n"
+    patch = "--- a/src/a.py\n+++ b/src/a.py\n@@ -1 +1 @@\n-A = 1\n+A = 5\n--- a/src/b.py\n+++ b/src/b.py\n@@ -1 +1 @@\n-B = 2\n+B = 4\n"
     candidate = workspace.materialize(Proposal(hypothesis="h", patch=patch), tmp_path / "p.patch", workspace.champion())
-    assert set(candidate.paths) == {"src/a.py", "src/d.py"} and candidate.new_paths == {"src/d.py"}
-    assert candidate.originals is not None and candidate.originals["src/d.py"] is None
-    workspace.discard(workspace.leftovers(), candidate)
+    assert set(candidate.paths) == {"src/a.py", "src/b.py"} and not candidate.new_paths and not candidate.staged
+    assert candidate.originals is not None and candidate.originals["src/a.py"] is not None
+    leftovers = workspace.leftovers()
+    with _git_calls() as calls:
+        workspace.discard(leftovers, candidate)
+    assert calls == []
     assert _clean(workspace) == []
     assert (workspace.worktree / "src" / "a.py").read_text() == "A = 1\n"
+
+
+@contextlib.contextmanager
+def _git_calls() -> Iterator[list[tuple[str, ...]]]:
+    """The git commands the workspace runs meanwhile (each still runs, for real)."""
+    calls: list[tuple[str, ...]] = []
+    real_git, real_bytes = worktree.git, worktree.git_bytes
+
+    def counted_git(cwd: Path, *args: str, **kwargs: Any) -> str:
+        calls.append(args)
+        return real_git(cwd, *args, **kwargs)
+
+    def counted_bytes(cwd: Path, *args: str, **kwargs: Any) -> bytes:
+        calls.append(args)
+        return real_bytes(cwd, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patcher:
+        patcher.setattr(worktree, "git", counted_git)
+        patcher.setattr(worktree, "git_bytes", counted_bytes)
+        yield calls
+
+
+ADDS_A_FILE = "--- a/src/a.py\n+++ b/src/a.py\n@@ -1 +1 @@\n-A = 1\n+A = 5\n--- /dev/null\n+++ b/src/d.py\n@@ -0,0 +1 @@\n+D = 4\n"
+
+
+def test_patch_that_adds_a_file_is_kept_by_three_git_commands(tmp_path):
+    # No git command commits an untracked file: the patch goes into the index as it is applied
+    # (apply --index), so that its keep is one commit: apply, status, commit.
+    workspace = _workspace(tmp_path)
+    workspace.identity_env()  # asked of git once per run
+    with _git_calls() as calls:
+        candidate = workspace.materialize(Proposal(hypothesis="h", patch=ADDS_A_FILE), tmp_path / "p.patch", workspace.champion())
+        (workspace.worktree / "build").mkdir()
+        (workspace.worktree / "build" / "out.o").write_text("x")  # what a measurement leaves
+        leftovers = workspace.leftovers()
+        sha = workspace.keep(candidate, "keep d", leftovers)
+    assert [args[0] for args in calls] == ["apply", "status", "commit"]
+    assert candidate.staged and candidate.new_paths == {"src/d.py"}
+    assert sh(workspace.worktree, "git", "show", "--name-status", "--format=", sha).split() == ["M", "src/a.py", "A", "src/d.py"]
+    assert _clean(workspace) == [] and (workspace.worktree / "src" / "d.py").read_text() == "D = 4\n"
+
+
+def test_patch_that_adds_a_file_is_discarded_by_a_reset(tmp_path):
+    workspace = _workspace(tmp_path)
+    champion = workspace.champion()
+    candidate = workspace.materialize(Proposal(hypothesis="h", patch=ADDS_A_FILE), tmp_path / "p.patch", champion)
+    (workspace.worktree / "notes.txt").write_text("x")  # untracked leftover
+    leftovers = workspace.leftovers()
+    with _git_calls() as calls:
+        workspace.discard(leftovers, candidate)
+    assert [args[0] for args in calls] == ["reset"]
+    assert _clean(workspace) == [] and not (workspace.worktree / "src" / "d.py").exists()
+    assert (workspace.worktree / "src" / "a.py").read_text() == "A = 1\n" and workspace.champion() == champion
 
 
 def test_patch_outside_the_scope_is_refused(tmp_path):

@@ -77,6 +77,9 @@ class Candidate:
     # The champion's side of each path (None for new files), when known: a discard puts them
     # back without a git process.
     originals: Mapping[str, Original | None] | None = None
+    # The index holds the candidate (a patch that adds files is applied with --index): a keep
+    # commits the index as it is, without a `git add` (no git command commits untracked files).
+    staged: bool = False
 
 
 @dataclass(frozen=True)
@@ -365,17 +368,26 @@ class Workspace:
         the champion's side of the paths the patch names is read first, for a discard without git."""
         patch_file.write_text(patch, errors="surrogateescape")
         before = self._snapshot(_patch_paths(patch))
+        # A patch that adds files goes into the index as well: its keep is then one `git commit`
+        # (its discard a `git reset --hard`, as git's own view of the change it is).
+        staged = any(old is None for old in before.values())
         try:
-            out = git_bytes(self.worktree, "apply", "--whitespace=nowarn", "--numstat", "-z", "--apply", str(patch_file))
+            out = git_bytes(self.worktree, "apply", "--whitespace=nowarn", "--numstat", "-z", "--apply",
+                            *(["--index"] if staged else []), str(patch_file))
         except GitError as exc:
             raise ScopeViolation(f"the patch does not apply: {exc}") from None
         paths = _numstat_paths(out.decode(errors="surrogateescape"))
         if paths is None or not set(paths) <= set(before):
+            if staged:
+                git(self.worktree, "reset", "--quiet")  # git status must see the patch as worktree changes
             return self.check_scope(diff=patch)  # a path the patch's headers did not name plainly: ask git status
         if not paths:
             raise ScopeViolation("the proposal changes nothing")
-        changes = [Change("??" if before[path] is None else " M", path) for path in paths]
+        status = ("A " if staged else "??", "M " if staged else " M")
+        changes = [Change(status[0] if before[path] is None else status[1], path) for path in paths]
         candidate = self._scoped(changes, diff=patch)
+        if staged:
+            return replace(candidate, staged=True)  # a discard resets (the index holds the patch)
         return replace(candidate, originals={path: before[path] for path in paths})
 
     def _snapshot(self, paths: list[str]) -> dict[str, Original | None]:
@@ -530,7 +542,9 @@ class Workspace:
     def keep(self, candidate: Candidate, message: str, leftovers: Leftovers | None = None) -> str:
         """Commit the candidate's paths on the run branch; return the new champion."""
         env = self.identity_env()
-        if candidate.new_paths:
+        if candidate.staged:
+            git(self.worktree, "commit", "--quiet", "--no-verify", "-m", message, env=env)
+        elif candidate.new_paths:
             git(self.worktree, "add", "-A", "--", *candidate.paths)
             git(self.worktree, "commit", "--quiet", "--no-verify", "-m", message, env=env)
         elif leftovers is not None and not leftovers.needs_reset(candidate):
