@@ -13,7 +13,9 @@ file in the scope, as the optuna proposer does: edits); the metric command is as
 Both with the sandbox off (`[sandbox] mode = "off"`: the harness's own work) and with the default
 sandbox (bubblewrap, where it works: "+bwrap" rows), where the shell loop runs its metric in
 bubblewrap too, with the namespaces ratchet asks for (the sandbox's own cost, the same on both
-sides, is `benchmarks/sandbox_overhead.py`'s figure).
+sides, is `benchmarks/sandbox_overhead.py`'s figure); a "vs no bwrap" line under each of them
+sets ratchet's +bwrap figure against the shell loop without bwrap, timed in the same rotation
+(ratchet's whole cost with its sandbox, against the bare git work).
 
 Blocks of N experiments alternate pair by pair, ratchet then the shell loop, after a warm-up block
 of each; each pair gives a ratio, and a row shows the medians. ratchet's figure is its time per
@@ -231,20 +233,29 @@ def timing(args: argparse.Namespace) -> None:
           f"{subprocess.run(['git', '--version'], capture_output=True, text=True).stdout.strip()}")
     print(f"repository: {args.files:,} files; {args.n} experiments per block, {args.pairs} alternated pairs (ratchet, shell)")
     print(f"before: {load()}\n")
-    print(f"{'path':<16} {'ratchet ms/exp':>15} {'shell ms/exp':>13} {'ratio':>6}   (ratio per pair)")
+    print(f"{'path':<16} {'ratchet ms/exp':>15} {'shell ms/exp':>13} {'ratio':>6}   (ratio per pair)"
+          f"   [+bwrap rows: against the bare shell loop too]")
     for sandbox in ("off", "auto"):
         for keep in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
                 repo = make_repo(Path(tmp) / "repo", args.files)
                 ours, theirs = RatchetBlocks(repo, keep, sandbox, args.n), ShellBlocks(repo, keep, args.n, sandbox)
-                ours.block(), theirs.block()  # warm-up: the baseline, the first calibration, caches
-                pairs = [(ours.block(), theirs.block()) for _ in range(args.pairs)]
+                # The +bwrap rows also time the shell loop without bwrap, in the same rotation: the
+                # sandbox's whole cost shows as the ratio against it.
+                bare = ShellBlocks(repo, keep, args.n) if sandbox != "off" else None
+                ours.block(), theirs.block(), bare and bare.block()  # warm-up: the baseline, the first calibration, caches
+                pairs = [(ours.block(), theirs.block(), bare.block() if bare else 0.0) for _ in range(args.pairs)]
             a = statistics.median(p[0] for p in pairs) * 1000
             b = statistics.median(p[1] for p in pairs) * 1000
             ratios = [p[0] / p[1] for p in pairs]
             path = f"{'keep' if keep else 'discard'}{' +bwrap' if sandbox == 'auto' else ''}"
             print(f"{path:<16} {a:>15.1f} {b:>13.1f} {statistics.median(ratios):>6.2f}   ({' '.join(f'{r:.2f}' for r in ratios)})",
                   flush=True)
+            if bare is not None:
+                c = statistics.median(p[2] for p in pairs) * 1000
+                against = [p[0] / p[2] for p in pairs]
+                print(f"{'  vs no bwrap':<16} {a:>15.1f} {c:>13.1f} {statistics.median(against):>6.2f}   "
+                      f"({' '.join(f'{r:.2f}' for r in against)})", flush=True)
             starts = ours.starts[1:]
             print(f"{'':<16} (per run, left out: the run's start {statistics.median(starts) * 1000:.0f} ms)", flush=True)
     calibrations = PER_RUN.seconds["calibrate"]

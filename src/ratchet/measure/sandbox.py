@@ -163,6 +163,8 @@ class Sandbox:
         visible = (workdir, *self.repository, *writable)
         folders: list[Path] = []
         for candidate in named:
+            if not hidden(candidate) and not hidden(Path(os.path.realpath(candidate))):
+                continue  # the common case (PATH's system folders): seen inside as they are
             for bind in _bind_targets(candidate):
                 if hidden(bind) and not any(_under(bind, seen) for seen in visible):
                     folders.append(bind)
@@ -213,7 +215,9 @@ def gpu_devices() -> tuple[str, ...]:
 
 
 def _under(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+    # On strings: Path.parents builds a Path per level, and this runs for every command.
+    inner, outer = os.fspath(path), os.fspath(folder)
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
 # What the sandbox replaces with empty, private folders of its own (``--tmpfs /tmp``, and the
