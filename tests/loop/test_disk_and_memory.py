@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import Scripted, number
+from typing import Callable
+
+from conftest import NUMBER_CONFIG, Scripted, number
 from rich.console import Console
 
 from ratchet import Ledger, Loop, Proposal, ProposalContext, Verdict
@@ -115,3 +117,41 @@ def test_a_failing_guards_tail_is_read_from_disk_and_kept_in_the_ledger(number_r
     assert "guard big-enough failed" in str(seen["feedback"]) and "    value 7.0 is too small" in str(seen["feedback"])
     (guard,) = experiments[1].guards  # the ledger's row keeps the text
     assert not guard.passed and guard.output_tail == "--- stdout ---\nvalue 7.0 is too small"
+
+
+HOLDOUT_CONFIG = NUMBER_CONFIG.replace(
+    "[budget]",
+    "[holdout]\ncommand = \"{python} -c \\\"print(123456.75 - float(open('value.txt').read()))\\\"\"\n"
+    "last_number = true\ndirection = \"minimize\"\n[budget]",
+)
+
+
+def test_each_context_shows_the_whole_history_redacted_once_per_experiment(number_repo, monkeypatch):
+    # The history a proposer is shown is built entry by entry across contexts (each experiment
+    # redacted once): every context still holds every experiment so far, without the holdout.
+    import ratchet.loop.context as context_module
+
+    redacted: list[int] = []
+    real = context_module.redact_for_proposer
+
+    def counted(experiment: Experiment) -> Experiment:
+        redacted.append(experiment.id)
+        return real(experiment)
+
+    monkeypatch.setattr(context_module, "redact_for_proposer", counted)
+    seen: list[tuple[tuple[int, ...], str]] = []
+
+    def propose(value: float) -> Callable[[ProposalContext], Proposal]:
+        def make(context: ProposalContext) -> Proposal:
+            seen.append((tuple(e.id for e in context.history), repr(context.history)))
+            return number(value)
+
+        return make
+
+    repo = number_repo(HOLDOUT_CONFIG)
+    experiments = run_loop(repo, [propose(v) for v in (12, 7, 30, 5, 40, 3)], 6)
+    assert [ids for ids, _ in seen] == [tuple(e.id for e in experiments[:n]) for n in range(1, 7)]
+    assert all("123446" not in text and "holdout" not in text for _, text in seen)
+    # Each finished experiment was redacted once, not once per later context (the calibration's
+    # A/A experiments are in the history as well).
+    assert sorted(redacted) == sorted(set(redacted)) and len(redacted) <= len(experiments)

@@ -24,6 +24,9 @@ class ContextBuilder:
         self.parts = parts
         self.brief = parts.read_brief()
         self._scope_cache: tuple[str, tuple[str, ...]] | None = None
+        # The history as the proposer sees it, entry by entry: each experiment is redacted once,
+        # not once per later context (that grew with the run: 16 µs x the history, per experiment).
+        self._redacted: list[tuple[Experiment, str, int, Experiment]] = []
         self._lock = threading.Lock()  # workers build contexts at once
 
     def context(
@@ -41,13 +44,30 @@ class ContextBuilder:
             direction=parts.config.metric.direction,
             champion_metric=state.champion_metric,
             baseline_metric=state.baseline_metric,
-            history=tuple(redact_for_proposer(e) for e in state.history),
+            history=self._history(state.history),
             state_dir=parts.run_dir / "proposer",
             log_dir=Path(experiment.log_dir),
             tokens_left=_share(parts.budget.tokens_left(state.progress), in_flight) if state.progress else None,
             cost_left_usd=_share(parts.budget.cost_left(state.progress), in_flight) if state.progress else None,
             in_flight=tuple(redact_for_proposer(e) for e in in_flight),
         )
+
+    def _history(self, history: list[Experiment]) -> tuple[Experiment, ...]:
+        with self._lock:
+            cache = self._redacted
+            done = len(cache)
+            # The common case: the same history, longer (a finished experiment is not changed
+            # again): only the new entries are redacted; otherwise each entry is checked.
+            start = done if 0 < done <= len(history) and cache[0][0] is history[0] and cache[-1][0] is history[done - 1] else 0
+            for index, experiment in enumerate(history[start:], start):
+                if index < len(cache):
+                    source, reason, keys, _ = cache[index]
+                    if source is experiment and reason is experiment.reason and keys == len(experiment.extra):
+                        continue
+                    del cache[index:]  # another history (a snapshot, a resume): redo from here
+                cache.append((experiment, experiment.reason, len(experiment.extra), redact_for_proposer(experiment)))
+            del cache[len(history):]
+            return tuple(entry[3] for entry in cache)
 
     def _scope_files(self, champion: str) -> tuple[str, ...]:
         # Listing the tree costs a git process; it only changes when the champion does.
