@@ -216,13 +216,11 @@ class Measurement:
     def past(self, experiment: Experiment, state: RunState) -> Past:
         """What run-level error control needs of the run so far: its tests, its keeps, its horizon
         (the first one recorded, so a resumed run with a new budget keeps the same error spending)."""
-        history = state.history
+        tests, keeps, recorded = state.tally()
         if self.reserve_test is not None:
             tests, keeps = self.reserve_test(experiment.id)
         else:
-            tests = sum(int(e.extra.get("tests", 0)) for e in history) + int(experiment.extra.get("tests", 0))
-            keeps = sum(e.verdict is Verdict.KEEP for e in history)
-        recorded = next((int(e.extra["fdr_horizon"]) for e in history if "fdr_horizon" in e.extra), None)
+            tests += int(experiment.extra.get("tests", 0))
         horizon = recorded or self.parts.budget.iterations or DEFAULT_HORIZON
         return Past(tests=tests, keeps=keeps, horizon=max(1, horizon))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any, Callable, Iterator
 
@@ -29,6 +29,22 @@ class RunState:
     champion_holdout: float | None = None
     progress: Progress | None = None
     champion_id: int | None = None  # the experiment that made the champion (None: the baseline's, or unknown)
+    # (experiments counted, tests, keeps, first fdr_horizon): the history's counts kept up to
+    # date by the entries added since, not summed over the whole history per experiment.
+    _tally: tuple[int, int, int, int | None] = field(default=(0, 0, 0, None), repr=False, compare=False)
+
+    def tally(self) -> tuple[int, int, int | None]:
+        """The run's statistical tests so far, its keeps, and the error control's recorded horizon."""
+        counted, tests, keeps, horizon = self._tally
+        if counted > len(self.history):
+            counted, tests, keeps, horizon = 0, 0, 0, None  # another history: count again
+        for experiment in self.history[counted:]:
+            tests += int(experiment.extra.get("tests", 0))
+            keeps += experiment.verdict is Verdict.KEEP
+            if horizon is None and "fdr_horizon" in experiment.extra:
+                horizon = int(experiment.extra["fdr_horizon"])
+        self._tally = (len(self.history), tests, keeps, horizon)
+        return tests, keeps, horizon
 
     def record(self, experiment: Experiment, fingerprint: str, *, champion: bool = True) -> None:
         """Take a finished experiment into the state: counts, failures in a row, a new champion
@@ -103,9 +119,8 @@ class SharedState:
         """(tests made before this one, keeps known): every test of the run gets its own index,
         those of experiments in flight counted, so no two share the error budget of one."""
         with self.lock:
-            history = self.state.history
-            tests = sum(int(e.extra.get("tests", 0)) for e in history) + sum(self._open_tests.values())
-            keeps = sum(e.verdict is Verdict.KEEP for e in history)
+            tests, keeps, _ = self.state.tally()
+            tests += sum(self._open_tests.values())
             self._open_tests[experiment_id] = self._open_tests.get(experiment_id, 0) + 1
             return tests, keeps
 
