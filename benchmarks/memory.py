@@ -172,6 +172,9 @@ def main() -> None:
         growth = f"{(watch.rss[exp_id] / watch.rss[first] - 1):+.1%}" if first is not None and exp_id != first else ""
         print(f"  RSS at experiment {exp_id:>5}: {watch.rss[exp_id] / 1024:7.1f} MiB  {growth:>7}   ({watch.fds[exp_id]} open files, {watch.times[exp_id]:.0f} s)")
     if len(at) >= 2:
+        # Whether an experiment costs more as the run grows (reads of the whole history would).
+        spans = [f"{a}-{b}: {(watch.times[b] - watch.times[a]) / (b - a) * 1000:.1f}" for a, b in zip(at, at[1:])]
+        print(f"  ms per experiment, from experiment to experiment: {', '.join(spans)}")
         per = (watch.rss[at[-1]] - watch.rss[at[0]]) / (at[-1] - at[0])
         print(f"  RSS growth: {per:.1f} KB per experiment from experiment {at[0]} to {at[-1]}")
     print(f"  logs: {files / args.n:.2f} files per experiment ({empty / args.n:.2f} empty), {size / args.n / 1024:.1f} KB per experiment"
