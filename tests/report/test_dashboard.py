@@ -247,6 +247,8 @@ def test_dashboard_asks_for_news_only(tmp_path: Path, browser):  # noqa: F811
         page.wait_for_function("""() => Number(document.querySelector('section.run-panel[data-run="t"]').dataset.pollMs) >= 4000""", timeout=30_000)
         assert asked[0].endswith("/api/runs/t") and all("after=3&revision=" in u for u in asked[1:]), asked
 
+        # The rows on the page are kept across polls, not made anew: each is marked to tell.
+        page.evaluate(f"""() => document.querySelectorAll('{rows}').forEach(r => {{ r.ratchetMark = r.dataset.id; }})""")
         # A new experiment in flight (no run holds the lock: a row, not the in-flight box).
         running = Experiment("t", 4, base, "command", 9.0)
         ledger.begin(running)
@@ -261,11 +263,25 @@ def test_dashboard_asks_for_news_only(tmp_path: Path, browser):  # noqa: F811
         ledger.update(running)
         page.wait_for_function(f"""() => document.querySelector('{row} .verdict').innerText === 'discard'""", timeout=20_000)
         assert page.locator(rows).count() == 5
+        marks = page.evaluate(f"""() => Array.from(document.querySelectorAll('{rows}')).map(r => [r.dataset.id, r.ratchetMark || null])""")
+        assert marks == [["4", None], ["3", "3"], ["2", "2"], ["1", "1"], ["0", "0"]], marks  # newest first; only #4 is new
+        # A row opens its detail, which stays open (the same element) while news arrive.
+        page.locator(f'{rows}[data-id="2"]').click()
+        detail = 'section.run-panel[data-run="t"] tbody tr.detail[data-id="2"]'
+        page.wait_for_selector(detail, timeout=10_000)
+        page.evaluate(f"""() => {{ document.querySelector('{detail}').ratchetMark = 'open'; }}""")
+        ledger.begin(Experiment("t", 5, base, "command", 10.0, "done", Verdict.DISCARD, "not better", "try 5", 15.0))
+        page.wait_for_selector(f'{rows}[data-id="5"]', timeout=20_000)
+        order = page.evaluate("""() => Array.from(document.querySelectorAll('section.run-panel[data-run="t"] tbody tr'))
+                                  .map(r => r.className.split(' ')[0] + r.dataset.id + (r.ratchetMark ? '*' : ''))""")
+        assert order == ["row5", "row4", "row3*", "row2*", "detail2*", "row1*", "row0*"], order
+        page.locator(f'{rows}[data-id="2"]').click()  # closed again
+        page.wait_for_selector(detail, state="detached", timeout=10_000)
         assert any("after=4&revision=" in u for u in asked), asked  # the cursor moved with the news
         assert errors == []
         # The JSON without a cursor is still the whole view.
         status, view = get(url + "api/runs/t")
-        assert status == 200 and view["complete"] and [e["id"] for e in view["experiments"]] == [0, 1, 2, 3, 4]
+        assert status == 200 and view["complete"] and [e["id"] for e in view["experiments"]] == [0, 1, 2, 3, 4, 5]
         cursor = view["cursor"]
         status, quiet = get(url + f"api/runs/t?after={cursor['last_id']}&revision={cursor['revision']}&token={cursor['token']}")
         assert status == 200 and quiet["experiments"] == [] and not quiet["changed"] and "counts" not in quiet
