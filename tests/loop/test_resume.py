@@ -157,3 +157,50 @@ def test_death_before_commit_is_repaired_as_abandoned(number_repo):
     ]  # fmt: skip
     assert "interrupted" in experiments[1].reason and experiments[1].commit is None
     assert sh(repo, "git", "rev-list", "--count", "main..ratchet/t").strip() == "3"
+
+
+# Slow on the first candidate only (the proposer sets the experiment's id + 4): the kill lands in its measurement.
+SLOW_ON_FIVE = """\
+import pathlib, time
+value = float(pathlib.Path("value.txt").read_text())
+if value == 5:
+    time.sleep(60)
+print("metric:", value)
+"""
+
+
+def test_kill_during_an_in_place_measurement_keeps_its_diff(number_repo):
+    # An in-place candidate's diff is written when its experiment ends; killed mid-measurement,
+    # the next session takes it from the worktree before cleaning it.
+    config = NUMBER_CONFIG.replace('command = "true"', 'command = "echo $((RATCHET_EXPERIMENT + 4)) > value.txt"').replace(
+        "[budget]", "[verdict]\ncalibrate_pairs = 0\nconfirm_pairs = 0\n[budget]"
+    )
+    repo = number_repo(config, files={"bench.py": SLOW_ON_FIVE})
+    proc = _start(repo)
+    path = repo / ".ratchet" / "ledger.sqlite"
+    ledger = None
+    try:
+        deadline = time.monotonic() + 60
+        value = repo / ".ratchet" / "worktrees" / "t" / "value.txt"
+        while ledger is None or not any(e.id == 1 and e.state != "done" for e in ledger.experiments("t")) or value.read_text() != "5\n":
+            assert proc.poll() is None and time.monotonic() < deadline, "experiment 1 was never measured"
+            time.sleep(0.1)
+            if ledger is None and path.exists():
+                ledger = Ledger(path)
+        time.sleep(1.0)  # the candidate is in place: its measurement starts (and sleeps)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    stopped = ledger.experiment("t", 1)
+    assert stopped is not None and not (Path(stopped.log_dir) / "proposal.diff").exists()
+
+    resumed = run_cli(repo, "run", "--iterations", "2", timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    experiments = ledger.experiments("t")
+    assert [e.verdict for e in experiments][:2] == [Verdict.BASELINE, Verdict.ABANDONED]
+    diff = (Path(experiments[1].log_dir) / "proposal.diff").read_text()
+    assert "-10\n+5\n" in diff and "value.txt" in diff
+    (repo / ".ratchet" / "stopped.diff").write_text(diff)
+    sh(repo, "git", "apply", "--check", str(repo / ".ratchet" / "stopped.diff"))  # git applies it to the champion it was made on
+    assert sh(repo / ".ratchet" / "worktrees" / "t", "git", "status", "--porcelain") == ""
+

@@ -13,7 +13,9 @@ from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import Ledger, RunInfo
 from ratchet.loop.parts import Parts
 from ratchet.state import RunError
+from ratchet.workspace.git import GitError
 from ratchet.workspace.preflight import run_blockers
+from ratchet.workspace.slots import SlotWorkspace
 
 # Settings that define what the run's numbers mean: changing them mid-run would compare apples
 # with oranges, so a resumed run refuses.
@@ -110,6 +112,27 @@ def check_resumable(parts: Parts, info: RunInfo) -> None:
             f"{', '.join(changed)} changed since run {parts.run_name!r} started; its numbers would no longer "
             "compare. Start a new run ([run] name or --name) or restore the setting"
         )
+
+
+def save_stopped_diffs(parts: Parts, ledger: Ledger) -> None:
+    """An in-place candidate's diff is written when its experiment ends (a keep's commit is its
+    diff): one stopped mid-measurement (a kill) has none yet. It is taken from the worktree the
+    experiment was left in (its worker's, with several), before that worktree is cleaned."""
+    for experiment in ledger.experiments(parts.run_name):
+        if experiment.state == "done" or not experiment.log_dir:
+            continue
+        log_dir = Path(experiment.log_dir)
+        if not log_dir.is_dir() or any((log_dir / name).exists() for name in ("proposal.diff", "proposal.patch")):
+            continue
+        worker = experiment.extra.get("worker")
+        worktree = parts.workspace.worktree if worker is None else SlotWorkspace(
+            parts.repo_root, parts.run_name, parts.scope, parts.harness, int(worker)).worktree
+        try:
+            diff = parts.workspace.diff_left_in(worktree, str(experiment.extra.get("built_on") or experiment.parent_commit))
+        except GitError:
+            continue  # nothing to tell: the worktree is cleaned as always
+        if diff:
+            (log_dir / "proposal.diff").write_text(diff, errors="surrogateescape")
 
 
 def repair(parts: Parts, ledger: Ledger, info: RunInfo) -> None:

@@ -28,7 +28,7 @@ from ratchet.loop.experiment import ExperimentRun
 from ratchet.loop.measurement import Measurement
 from ratchet.loop.noise import calibrate, confirm, know_noise
 from ratchet.loop.parts import Parts
-from ratchet.loop.resume import open_run, repair
+from ratchet.loop.resume import open_run, repair, save_stopped_diffs
 from ratchet.loop.scheduler import Scheduler, worker_count
 from ratchet.loop.state import Interrupts, RunState
 from ratchet.measure.hardware import fingerprint, hardware_info
@@ -102,6 +102,7 @@ class Loop:
             ledger = Ledger(parts.state_dir / LEDGER_FILE)
             try:
                 info = open_run(parts, ledger)
+                save_stopped_diffs(parts, ledger)
                 self.workspace.open_worktree()
                 repair(parts, ledger, info)
                 session = ledger.start_session(parts.run_name)
@@ -129,6 +130,7 @@ class Loop:
             # Without the sandbox, leftovers are found among this process's children: another worker's
             # command would be taken for one and killed.
             raise RunError("several workers need the sandbox (bubblewrap) here: install it, or run with --workers 1")
+        save_stopped_diffs(parts, ledger)
         self.workspace.open_worktree()
         repair(parts, ledger, info)
         session = ledger.start_session(parts.run_name)

@@ -737,6 +737,27 @@ class Workspace:
         excludes = [arg for path in candidate.new_paths for arg in ("-e", "/" + path)]
         git(self.worktree, "clean", "-ffdxq", *excludes)
 
+    def diff_left_in(self, worktree: Path, commit: str) -> str:
+        """The scope's changes a stopped run left in ``worktree`` (at ``commit``): the diff of an
+        in-place candidate whose experiment never ended; "" when there are none (or it moved on)."""
+        if not (worktree / ".git").is_file():
+            return ""
+        head = git(worktree, "rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
+        if head != commit:
+            return ""
+        changes = parse_porcelain(git(worktree, "status", "--porcelain", "-z", "--no-renames", "-uall"))
+        paths = [c.path for c in changes if self.scope.matches(c.path) and not self.harness.matches(c.path)]
+        if not paths:
+            return ""
+        # A throwaway index: the worktree's own is left for the clean-up that follows.
+        env = {**GIT_ENV, "GIT_INDEX_FILE": str(self.state_dir / f"stopped-{worktree.name}.index")}
+        try:
+            git(worktree, "read-tree", commit, env=env)
+            git(worktree, "add", "-A", "--", *paths, env=env)
+            return git(worktree, "diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", commit, "--", *paths, env=env)
+        finally:
+            Path(env["GIT_INDEX_FILE"]).unlink(missing_ok=True)
+
     def reset_clean(self) -> None:
         git(self.worktree, "reset", "--quiet", "--hard")
         git(self.worktree, "clean", "-ffdxq")
