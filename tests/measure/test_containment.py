@@ -152,6 +152,18 @@ def test_processes_left_behind_are_killed_and_named(checkout, sandboxed, request
     assert not witness.exists()
 
 
+@pytest.mark.parametrize("sandboxed", [True, False])
+def test_a_line_that_needs_a_shell_runs_as_under_sh_c(checkout, sandboxed, request):
+    # In the sandbox such a line runs in a subshell of the wrapper (no second shell to exec):
+    # no positional parameters, its own exit status, its own `exit`, variables and pipes.
+    if sandboxed:
+        request.getfixturevalue("sandbox_required")
+    line = 'echo "args=$#[$1]"; x=$(printf "%s" a | tr a b); echo "x=$x"; (exit 4) || echo "sub=$?"; exit 3; echo never'
+    result = run(contained(sandboxed), line, checkout)
+    assert result.exit_code == 3 and result.read() == "args=0[]\nx=b\nsub=4\n", result.read()
+    assert result.survivors == ()
+
+
 def test_clean_command_has_no_survivors(checkout):
     result = run(contained(False), "sleep 0.1 & wait; echo done", checkout)
     assert result.ok and result.survivors == ()

@@ -91,7 +91,8 @@ _BASE = (
 # ends, whatever else is alive in the namespace (zombies aside) is named on the pipe, then
 # killed. (dash reads only one digit of an fd in a redirection: hence fd 0, not a passed fd.)
 # The wrapper is the one shell: a command line without shell syntax is its argv, run by the
-# wrapper itself ("$@"); only one that needs a shell gets /bin/sh -c.
+# wrapper itself ("$@"); one that needs a shell runs in a subshell of the wrapper (a fork, no
+# second /bin/sh to exec), its positional parameters empty as under `sh -c`.
 _WRAPPER = r"""
 RUN </dev/null
 rc=$?
@@ -148,7 +149,7 @@ class Sandbox:
         if direct is not None:
             args += ["--", "/bin/sh", "-c", _WRAPPER.replace("RUN", '"$@"', 1), "ratchet-sandbox", *direct]
         else:
-            args += ["--", "/bin/sh", "-c", _WRAPPER.replace("RUN", '/bin/sh -c "$1"', 1), "ratchet-sandbox", command]
+            args += ["--", "/bin/sh", "-c", _WRAPPER.replace("RUN", '( eval "shift; $1" )', 1), "ratchet-sandbox", command]
         return args
 
     def revealed(self, command: str, *, workdir: Path, writable: Sequence[Path] = (), path: str = "") -> list[Path]:
@@ -163,7 +164,7 @@ class Sandbox:
         visible = (workdir, *self.repository, *writable)
         folders: list[Path] = []
         for candidate in named:
-            if not hidden(candidate) and not hidden(Path(os.path.realpath(candidate))):
+            if _seen_as_is(candidate):
                 continue  # the common case (PATH's system folders): seen inside as they are
             for bind in _bind_targets(candidate):
                 if hidden(bind) and not any(_under(bind, seen) for seen in visible):
@@ -212,6 +213,24 @@ def gpu_devices() -> tuple[str, ...]:
     for pattern in ("nvidia*", "nvidia-caps", "dri", "kfd"):
         found += sorted(str(path) for path in Path("/dev").glob(pattern))
     return tuple(dict.fromkeys(found))
+
+
+# Paths neither under a hidden root nor leading into one (by their symlinks): the system folders
+# on PATH, asked about for every command. Remembered: a realpath per PATH entry per command
+# was most of the cost of a sandboxed command line (a system folder does not move into /tmp).
+_AS_IS: set[str] = set()
+
+
+def _seen_as_is(path: Path) -> bool:
+    key = os.fspath(path)
+    if key in _AS_IS:
+        return True
+    if hidden(path) or hidden(Path(os.path.realpath(path))):
+        return False
+    if len(_AS_IS) > 4096:
+        _AS_IS.clear()
+    _AS_IS.add(key)
+    return True
 
 
 def _under(path: Path, folder: Path) -> bool:
