@@ -188,7 +188,8 @@ class Experiment:
         return None if self.ended is None else self.ended - self.started
 
     def comparison(self, recorded_champion: float | None) -> Comparison | None:
-        """The comparison the verdict made, given the champion's recorded score at the time.
+        """The comparison the verdict made: against the champion's recorded score it was judged
+        against (``extra["champion_metric"]``; else ``recorded_champion``, for older ledgers).
 
         The re-measured champion's samples when the policy took them, else the recorded score;
         None when the experiment has no metric (a crash, an invalid proposal).
@@ -199,9 +200,10 @@ class Experiment:
             return None
         if champion and candidate:
             return Comparison(statistics.median(candidate), statistics.median(champion), True, len(candidate))
-        if recorded_champion is None:
+        recorded = self.extra.get("champion_metric", recorded_champion)  # as the verdict saw it, when known
+        if recorded is None:
             return None
-        return Comparison(self.metric, recorded_champion, False, max(len(candidate), 1))
+        return Comparison(self.metric, float(recorded), False, max(len(candidate), 1))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -294,4 +294,10 @@ def test_whole_file_edits_are_applied_again_on_a_champion_that_moved(tmp_path: P
     assert Verdict.STALE not in {e.verdict for e in measured}, [(e.id, e.verdict, e.reason) for e in measured]
     assert any(e.extra.get("rebased") for e in measured)
     assert float(sh(repo, "git", "show", "ratchet/t:value.txt")) == 8.0
+    # Each is shown against the champion its verdict was made against: the written-again one
+    # against the other's keep, not against the champion the run had when it was shown.
+    rebased = next(e for e in measured if e.extra.get("rebased"))
+    other = next(e for e in measured if e is not rebased)
+    comparison = rebased.comparison(None)
+    assert other.verdict is Verdict.KEEP and comparison is not None and comparison.champion == other.metric
     check_keeps_against_champions(repo, _experiments(repo))

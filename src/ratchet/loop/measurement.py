@@ -191,6 +191,9 @@ class Measurement:
                 experiment.memory_gb = gigabytes(last.max_rss_bytes)
                 experiment.output_tail = last.log_tail()  # read from disk when asked for
         self._record_samples(experiment, sampler, judgement)
+        # The champion's score this verdict was made against: with workers (or a re-measure after
+        # the champion moved) it is not the one the run has when the experiment is shown.
+        experiment.extra["champion_metric"] = state.champion_metric
         if past is not None:
             experiment.extra["tests"] = int(experiment.extra.get("tests", 0)) + 1
             experiment.extra["fdr_horizon"] = past.horizon
