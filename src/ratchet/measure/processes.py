@@ -131,6 +131,7 @@ def kill_leftovers(ours_before: set[int] | None, cgroup: Cgroup | None) -> list[
         settle = time.monotonic() + 1.0
         while cgroup.pids() and time.monotonic() < settle:
             time.sleep(0.005)
+    killed = False
     for _ in range(20):  # each round kills one layer; their orphans come back to us
         found = _descendants(ours_before, cgroup, me)
         alive = False
@@ -144,8 +145,12 @@ def kill_leftovers(ours_before: set[int] | None, cgroup: Cgroup | None) -> list[
             except (ProcessLookupError, PermissionError):
                 pass
         _reap(found - (ours_before or set()))
-        if not alive:
+        # One more look after a round that killed: a killed process hands its children to us as it
+        # exits, which can fall between our reading its children and ours (seen under load: a
+        # daemon's `sleep` outlived it and ran on).
+        if not alive and not killed:
             break
+        killed = alive
         time.sleep(0.01)
     return sorted(named.items())
 
