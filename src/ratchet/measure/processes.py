@@ -135,15 +135,19 @@ def kill_leftovers(ours_before: set[int] | None, cgroup: Cgroup | None) -> list[
     for _ in range(20):  # each round kills one layer; their orphans come back to us
         found = _descendants(ours_before, cgroup, me)
         alive = False
-        for pid in found:
-            info = _stat(pid)
-            if info is not None and info[1] != "Z":
-                alive = True
-                named.setdefault(pid, info[2])
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        # All stopped first, then killed: killed one by one, a shell whose `sleep` died first
+        # would run its next command (a `touch` seen under load) before its own kill arrived.
+        for signum in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in found:
+                if signum == signal.SIGSTOP:
+                    info = _stat(pid)
+                    if info is not None and info[1] != "Z":
+                        alive = True
+                        named.setdefault(pid, info[2])
+                try:
+                    os.kill(pid, signum)
+                except (ProcessLookupError, PermissionError):
+                    pass
         _reap(found - (ours_before or set()))
         # One more look after a round that killed: a killed process hands its children to us as it
         # exits, which can fall between our reading its children and ours (seen under load: a
