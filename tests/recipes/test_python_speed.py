@@ -125,7 +125,10 @@ def test_a_speedup_that_breaks_a_unit_test_is_discarded_by_the_tests_guard(run: 
 def test_the_real_improvement_is_kept_and_the_regression_is_not(run: RecipeRun) -> None:
     baseline, kept, regression = run.experiments[0], run.experiments[2], run.experiments[3]
     assert kept.metric is not None and baseline.metric is not None and kept.metric < baseline.metric
-    assert regression.metric is not None and regression.metric > kept.metric
+    # The regression was measured against the kept champion and not kept. (Not its raw median
+    # against the keep's: a deep copy of a small context is within the noise of a loaded machine,
+    # and the fresh-clone CI once measured it 0.5% faster; the paired verdict is what counts.)
+    assert regression.parent_commit == kept.commit and regression.verdict == "discard" and regression.commit is None
     # Every guard ran for the keep, the allocation bound against the baseline's number.
     assert [(g.name, g.passed) for g in kept.guards] == [("tests", True), ("allocations", True)]
     branch = sh(run.repo, "git", "show", "ratchet/render-speed:minitemplate.py")
