@@ -124,7 +124,12 @@ def test_a_speedup_that_breaks_a_unit_test_is_discarded_by_the_tests_guard(run: 
 
 def test_the_real_improvement_is_kept_and_the_regression_is_not(run: RecipeRun) -> None:
     baseline, kept, regression = run.experiments[0], run.experiments[2], run.experiments[3]
-    assert kept.metric is not None and baseline.metric is not None and kept.metric < baseline.metric
+    # Faster than the baseline as its verdict measured them, side by side (not its median against
+    # the baseline's own, taken minutes earlier: the fresh-clone CI once saw the kept regex 3.8%
+    # "slower" than that, on a machine whose load had risen in between).
+    assert kept.parent_commit == baseline.parent_commit
+    comparison = kept.comparison(None)
+    assert comparison is not None and comparison.remeasured and comparison.candidate < comparison.champion
     # The regression was measured against the kept champion and not kept. (Not its raw median
     # against the keep's: a deep copy of a small context is within the noise of a loaded machine,
     # and the fresh-clone CI once measured it 0.5% faster; the paired verdict is what counts.)
