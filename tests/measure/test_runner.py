@@ -34,10 +34,10 @@ def test_hanging_command_and_its_children_killed_within_timeout(tmp_path: Path):
     result = run_command(command, cwd=tmp_path, timeout=1.0, log_prefix=tmp_path / "log" / "metric")
     elapsed = time.monotonic() - started
     assert result.timed_out and result.exit_code is None
-    assert elapsed < 1.0 + 2.0
+    assert elapsed < 1.0 + 10.0  # the command would sleep 300 s; the slack is for a loaded machine
     recorded = [int(line) for line in pids.read_text().split()]
     assert len(recorded) == 4
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 10.0
     while any(_alive(pid) for pid in recorded) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [pid for pid in recorded if _alive(pid)]
@@ -47,7 +47,7 @@ def test_command_ignoring_sigterm_is_killed(tmp_path: Path):
     started = time.monotonic()
     result = run_command("trap '' TERM; sleep 300", cwd=tmp_path, timeout=0.5, log_prefix=tmp_path / "m")
     assert result.timed_out
-    assert time.monotonic() - started < 0.5 + 2.0
+    assert time.monotonic() - started < 0.5 + 10.0  # not the 300 s it would sleep
 
 
 def test_background_leftovers_killed_after_normal_exit(tmp_path: Path):
@@ -55,7 +55,7 @@ def test_background_leftovers_killed_after_normal_exit(tmp_path: Path):
     result = run_command(f"sleep 300 & echo $! > {pid_file}; echo done", cwd=tmp_path, timeout=10, log_prefix=tmp_path / "m")
     assert result.ok and result.read() == "done\n"
     pid = int(pid_file.read_text())
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 10.0
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid)
