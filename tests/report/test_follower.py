@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from conftest import NUMBER_CONFIG, make_repo, sh
@@ -13,6 +14,7 @@ from conftest import NUMBER_CONFIG, make_repo, sh
 from ratchet.experiment import Experiment, Verdict
 from ratchet.ledger import Ledger, RunInfo
 from ratchet.report.data import RunFollower, run_view
+from ratchet.report.html import finite_json
 
 
 def _run(tmp_path: Path, n: int = 6) -> tuple[Path, Ledger, RunInfo]:
@@ -132,7 +134,13 @@ def test_a_poll_gets_only_what_its_asker_lacks(tmp_path: Path) -> None:
     stranger = follower.poll(ledger, info, after=6, revision=after_delete["cursor"]["revision"], token="other").data
     assert stranger["complete"] and len(stranger["experiments"]) == 7
 
-    # What the cache holds is what one read of the whole run says.
+    # What the cache holds is what one read of the whole run says, and each row is sent as all of
+    # its fields, JSON-safe (a spread as a list, an infinite cost as null).
+    _add(ledger, info, state="done", verdict=Verdict.DISCARD, metric=10.2, cost_usd=float("inf"),
+         extra={"candidate_samples": [10.4, 10.0], "champion_samples": [10.1, 10.0]})  # fmt: skip
     whole = run_view(repo, ledger, info, diffs=False)
     assert follower.view(ledger, info).experiments == whole.experiments
+    sent = follower.poll(ledger, info).data["experiments"]
+    assert sent == [finite_json(asdict(row)) for row in whole.experiments]
+    assert sent[-1]["spread"] == [10.0, 10.4] and sent[-1]["cost_usd"] is None
     ledger.close()
