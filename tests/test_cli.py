@@ -232,3 +232,14 @@ def test_log_reads_a_part_of_the_run_and_streams_json(tmp_path: Path):
     assert table.returncode == 0 and "+50.00%" in table.stdout and "try [5]" in table.stdout and "try [4]" not in table.stdout
     bad = run_cli(repo, "log", "--last", "-1")
     assert bad.returncode == 2
+    # `status` and `log` print with neither the live display nor its Rich widgets loaded.
+    code = (
+        "import sys; from ratchet.cli import main\n"
+        "for argv in (['ratchet', 'status'], ['ratchet', 'log']):\n"
+        "    sys.argv = argv\n"
+        "    try: main()\n"
+        "    except SystemExit as exit: assert not exit.code, exit\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('ratchet.report.terminal', 'rich.live', 'rich.panel'))))"
+    )
+    printed = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert "number (minimize): champion 10" in printed and printed.splitlines()[-1] == "[]", printed

@@ -31,7 +31,7 @@ from ratchet.report.agent_view import (
     proposer_reason,
     rows,
 )
-from ratchet.report.terminal import format_change, format_metric
+from ratchet.report.formatting import format_change, format_metric
 from ratchet.state import STATE_DIR
 from ratchet.workspace.git import (
     GIT_ENV,

@@ -44,35 +44,45 @@ class Probe:
 
     usable: bool
     bwrap: str | None
-    version: str
     reason: str  # empty when usable
+
+    @property
+    def version(self) -> str:
+        """What ``bwrap --version`` says (asked only when shown: ``status`` probes too)."""
+        return _bwrap_version(self.bwrap) if self.bwrap else ""
+
+
+@functools.cache
+def _bwrap_version(bwrap: str) -> str:
+    try:
+        return subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
 
 @functools.cache
 def probe() -> Probe:
     """Try bubblewrap once per process: a read-only root, new PID and network namespaces."""
     if not sys.platform.startswith("linux"):
-        return Probe(False, None, "", f"the sandbox needs Linux namespaces (bubblewrap); this is {sys.platform}")
+        return Probe(False, None, f"the sandbox needs Linux namespaces (bubblewrap); this is {sys.platform}")
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        return Probe(False, None, "", f"bwrap is not installed; {INSTALL_HINT}")
+        return Probe(False, None, f"bwrap is not installed; {INSTALL_HINT}")
     try:
-        version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
         trial = subprocess.run(
             [bwrap, *_BASE, "--unshare-net", "--", "/bin/true"], capture_output=True, text=True, timeout=20
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Probe(False, bwrap, "", f"bwrap does not run: {exc}")
+        return Probe(False, bwrap, f"bwrap does not run: {exc}")
     if trial.returncode != 0:
         said = (trial.stderr.strip().splitlines() or [f"exit {trial.returncode}"])[-1]
         return Probe(
             False,
             bwrap,
-            version,
             f"bwrap cannot create namespaces here ({said}); enable unprivileged user namespaces "
             "(sysctl kernel.unprivileged_userns_clone=1) or run outside this container",
         )
-    return Probe(True, bwrap, version, "")
+    return Probe(True, bwrap, "")
 
 
 # The fixed part: read-only root, fresh /dev and /proc, new PID, IPC and UTS namespaces, a new

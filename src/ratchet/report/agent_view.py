@@ -18,7 +18,7 @@ from ratchet.config import Config
 from ratchet.experiment import Experiment
 from ratchet.ledger import LEDGER_FILE, Ledger, RunInfo
 from ratchet.report.data import ExperimentRow, RunView, champion_before, experiment_rows, run_view
-from ratchet.report.terminal import format_metric
+from ratchet.report.formatting import format_metric
 from ratchet.state import STATE_DIR
 from ratchet.verdict import redact_for_proposer
 from ratchet.workspace.git import BRANCH_PREFIX, experiment_diff, run_champion

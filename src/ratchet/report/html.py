@@ -21,6 +21,7 @@ from ratchet._version import __version__
 from ratchet.budget import hms
 from ratchet.ledger import Ledger, RunInfo
 from ratchet.report.data import RunView, run_view
+from ratchet.report.formatting import format_metric
 
 # Rows of the full ledger table in the report; longer runs show the newest ones.
 ALL_ROWS_LIMIT = 2000
@@ -47,10 +48,6 @@ def finite_json(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [finite_json(value) for value in data]
     return data
-
-
-def fmt_metric(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
 
 
 def fmt_delta(value: float | None) -> str:
@@ -100,7 +97,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        metric=fmt_metric, delta=fmt_delta, percent=fmt_percent, hms=hms, datetime=fmt_time, diff_lines=diff_lines
+        metric=format_metric, delta=fmt_delta, percent=fmt_percent, hms=hms, datetime=fmt_time, diff_lines=diff_lines
     )
     env.globals.update(asset=asset, better=better_class, version=__version__)
     return env

@@ -19,27 +19,12 @@ from ratchet.budget import Budget, Progress, hms
 from ratchet.events import RunObserver
 from ratchet.experiment import Experiment, Verdict
 from ratchet.report.data import worker_of
+from ratchet.report.formatting import VERDICT_STYLE, format_change, format_metric
 
 if TYPE_CHECKING:
     from ratchet.config import Config
     from ratchet.events import RunSummary
     from ratchet.ledger import RunInfo
-
-VERDICT_STYLE = {
-    Verdict.BASELINE: "bold cyan",
-    Verdict.KEEP: "bold green",
-    Verdict.DISCARD: "yellow",
-    Verdict.CRASH: "red",
-    Verdict.TIMEOUT: "red",
-    Verdict.INVALID: "magenta",
-    Verdict.TAMPERED: "bold white on red",
-    Verdict.ABANDONED: "dim",
-    Verdict.OVERFIT: "yellow",
-    Verdict.NEEDS_REVIEW: "bold blue",
-    Verdict.STALE: "magenta",
-    Verdict.LOST: "red",
-}
-
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 # Verdicts in the panel's "last" row: how many, and the short word each gets.
@@ -57,16 +42,6 @@ def sparkline(values: Sequence[float], width: int = 32) -> str:
         return SPARK_BLOCKS[0] * len(values)
     top = len(SPARK_BLOCKS) - 1
     return "".join(SPARK_BLOCKS[round((v - low) / (high - low) * top)] for v in values)
-
-
-def format_metric(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
-
-
-def format_change(reference: float | None, value: float | None) -> str:
-    if reference is None or value is None or reference == 0:
-        return ""
-    return f"{(value - reference) / abs(reference):+.2%}"
 
 
 class Display(RunObserver):

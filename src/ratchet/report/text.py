@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ratchet.budget import hms
 from ratchet.experiment import Experiment, Verdict
 from ratchet.report.data import last_placement, placement_text, worker_of
-from ratchet.report.terminal import VERDICT_STYLE, format_change, format_metric
+from ratchet.report.formatting import VERDICT_STYLE, format_change, format_metric
 
 if TYPE_CHECKING:  # what a command found is only read here: the commands sit above the screens
     from rich.console import Console
