@@ -166,7 +166,7 @@ def test_timeout_verdict(number_repo):
     repo = number_repo(NUMBER_CONFIG.replace('timeout = "20s"', 'timeout = "1s"'), files={"bench.py": bench})
     _, experiments = run_loop(repo, [number(1)])
     assert experiments[-1].verdict is Verdict.TIMEOUT
-    assert experiments[-1].duration < 10
+    assert experiments[-1].duration < 30  # killed at its 1 s timeout, not after its 60 s sleep (slack for a loaded machine)
 
 
 def test_guards(number_repo):
