@@ -143,4 +143,22 @@ def test_a_poll_gets_only_what_its_asker_lacks(tmp_path: Path) -> None:
     sent = follower.poll(ledger, info).data["experiments"]
     assert sent == [finite_json(asdict(row)) for row in whole.experiments]
     assert sent[-1]["spread"] == [10.0, 10.4] and sent[-1]["cost_usd"] is None
+
+    # A new experiment makes its own row only: the others are the objects the last read made,
+    # and still what one read of the whole run says. A keep found later makes its own row again
+    # and those whose champion it changes (2, a keep at 9.5, was compared with 10 and now 9.9),
+    # no other.
+    shown = follower.view(ledger, info).experiments
+    _add(ledger, info, state="done", verdict=Verdict.DISCARD, metric=11.0)
+    grown_rows = follower.view(ledger, info).experiments
+    assert len(grown_rows) == len(shown) + 1 and all(new is old for new, old in zip(grown_rows, shown))
+    assert grown_rows == run_view(repo, ledger, info, diffs=False).experiments
+    first = ledger.experiment("t", 1)
+    assert first is not None
+    first.verdict, first.metric = Verdict.KEEP, 9.9
+    ledger.update(first)
+    moved_rows = follower.view(ledger, info).experiments
+    assert [i for i, (new, old) in enumerate(zip(moved_rows, grown_rows)) if new is not old] == [1, 2]
+    assert moved_rows[2].champion == 9.9
+    assert moved_rows == run_view(repo, ledger, info, diffs=False).experiments
     ledger.close()

@@ -218,12 +218,14 @@ def run_view(root: Path, ledger: Ledger | None, info: RunInfo, *, diffs: bool = 
 
 
 def view_of(
-    root: Path, ledger: Ledger | None, info: RunInfo, experiments: Sequence[Experiment], *, diffs: bool, y_scale: str
+    root: Path, ledger: Ledger | None, info: RunInfo, experiments: Sequence[Experiment], *, diffs: bool, y_scale: str,
+    memo: RowMemo | None = None,
 ) -> RunView:
-    """:func:`run_view` of ``experiments`` already read (all of the run's, by id)."""
+    """:func:`run_view` of ``experiments`` already read (all of the run's, by id); ``memo``: see
+    :func:`experiment_rows`."""
     experiments = list(experiments)
     baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
-    rows = experiment_rows(experiments)
+    rows = experiment_rows(experiments, memo)
     kept: list[KeptChange] = []
     champion: float | None = None
     champion_id: int | None = None
@@ -334,9 +336,17 @@ def y_axis(rows: list[ExperimentRow], direction: str, wanted: str = "auto") -> Y
     return YAxis("log", wanted)
 
 
-def experiment_rows(experiments: Sequence[Experiment]) -> list[ExperimentRow]:
+# id -> (the experiment object, the (best, champion before, baseline) its row was made with, the row)
+RowMemo = dict[int, tuple[Experiment, tuple[float | None, float | None, float | None], "ExperimentRow"]]
+
+
+def experiment_rows(experiments: Sequence[Experiment], memo: RowMemo | None = None) -> list[ExperimentRow]:
     """Every experiment as a row: against the baseline, against the champion its verdict saw, and
-    the champion once it was decided (the plot's running best)."""
+    the champion once it was decided (the plot's running best).
+
+    ``memo``, kept by a caller that reads the same run again (the dashboard's follower): a row is
+    made again only for an experiment that is a new object (read again) or whose champion before
+    it or running best moved; the others are the rows of the last call, as they were."""
     baseline = next((e.metric for e in experiments if e.verdict is Verdict.BASELINE), None)
     rows: list[ExperimentRow] = []
     best: float | None = None  # the champion after each decision, as the plot steps it
@@ -344,8 +354,15 @@ def experiment_rows(experiments: Sequence[Experiment]) -> list[ExperimentRow]:
     for e in experiments:
         if e.verdict is Verdict.BASELINE or (e.verdict is Verdict.KEEP and e.metric is not None):
             best = e.metric
-        compared = None if e.verdict in (None, Verdict.BASELINE) else e.comparison(before)
-        rows.append(_row(e, best if e.verdict is not None else None, baseline, compared))
+        inputs = (best, before, baseline)
+        known = memo.get(e.id) if memo is not None else None
+        if known is not None and known[0] is e and known[1] == inputs:
+            rows.append(known[2])
+        else:
+            compared = None if e.verdict in (None, Verdict.BASELINE) else e.comparison(before)
+            rows.append(_row(e, best if e.verdict is not None else None, baseline, compared))
+            if memo is not None:
+                memo[e.id] = (e, inputs, rows[-1])
         if e.verdict in (Verdict.KEEP, Verdict.BASELINE) and e.metric is not None:
             before = e.metric
     return rows
@@ -567,30 +584,28 @@ _LIVE = ("generated", "active", "lock_holder", "in_flight", "spending", "running
 
 
 def _json_safe(data: Any) -> Any:
-    # JSON has no NaN or infinity: they become null (as html.finite_json, which the screens share).
+    """Data of the views (dataclasses, dicts, lists, numbers) as JSON: NaN and infinity become null
+    (as html.finite_json, which the screens share). As ``asdict`` and then that, without
+    ``asdict``'s deep copy, which was half of a page's first poll at 10,000 rows."""
+    if type(data) in _PLAIN:
+        return data
     if isinstance(data, float):
         return data if math.isfinite(data) else None
+    # (Plain values are tested inline: a call per field was a third of a first poll.)
     if isinstance(data, dict):
-        return {key: _json_safe(value) for key, value in data.items()}
+        return {key: value if type(value) in _PLAIN else _json_safe(value) for key, value in data.items()}
     if isinstance(data, (list, tuple)):
-        return [_json_safe(value) for value in data]
+        return [value if type(value) in _PLAIN else _json_safe(value) for value in data]
+    if hasattr(type(data), "__dataclass_fields__"):
+        names = _FIELD_NAMES.get(type(data)) or _FIELD_NAMES.setdefault(type(data), tuple(f.name for f in fields(data)))
+        return {
+            name: value if type(value) in _PLAIN else _json_safe(value) for name in names for value in [getattr(data, name)]
+        }
     return data
 
 
-def _row_json(row: ExperimentRow) -> dict[str, Any]:
-    # As _json_safe(asdict(row)), field by field: a row's fields are scalars and one tuple, and
-    # asdict's deep copy was half of a page's first poll (10,000 rows).
-    data: dict[str, Any] = {}
-    for name in _ROW_FIELDS:
-        value = getattr(row, name)
-        data[name] = value if type(value) in _PLAIN else _json_safe(value)
-    return data
-
-
-_PLAIN = frozenset({str, int, bool, type(None)})  # JSON as they are (floats may be NaN)
-
-
-_ROW_FIELDS = tuple(f.name for f in fields(ExperimentRow))
+_PLAIN = frozenset({str, int, bool, type(None)})  # JSON as they are (a float may be NaN)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 @dataclass
@@ -623,6 +638,7 @@ class RunFollower:
         self._rows: dict[int, ExperimentRow] = {}
         self._row_json: dict[int, dict[str, Any]] = {}
         self._row_revision: dict[int, int] = {}
+        self._row_memo: RowMemo = {}
         self._summary: dict[str, Any] = {}
         self._running: list[Experiment] = []
 
@@ -657,7 +673,7 @@ class RunFollower:
             return
         whole = self._view is None or info != self._info or reset > self._revision or revision < self._revision
         if whole:
-            self._experiments = {}
+            self._experiments, self._row_memo = {}, {}
             read = ledger.experiments(info.name)
         else:
             read = ledger.experiments(info.name, changed_since=self._revision)
@@ -671,19 +687,20 @@ class RunFollower:
         if not whole and any(e.id < max(self._experiments) for e in read if e.id not in self._rows):
             self._experiments = dict(sorted(self._experiments.items()))  # an id below the newest: keep id order
         experiments = list(self._experiments.values())
-        view = view_of(self.root, ledger, info, experiments, diffs=False, y_scale=self.y_scale)
+        view = view_of(self.root, ledger, info, experiments, diffs=False, y_scale=self.y_scale, memo=self._row_memo)
         rows = {row.id: row for row in view.experiments}
         for row_id, row in rows.items():
-            if whole or self._rows.get(row_id) != row:
-                self._row_json[row_id] = _row_json(row)
+            if whole or ((known := self._rows.get(row_id)) is not row and known != row):  # (a row from the memo is the same object)
+                self._row_json[row_id] = _json_safe(row)
                 self._row_revision[row_id] = revision
         for gone in set(self._row_json) - set(rows):
             del self._row_json[gone], self._row_revision[gone]
+            self._row_memo.pop(gone, None)
         self._rows, self._view, self._info = rows, view, info
         self._revision, self._reset = revision, reset
         self._running = [e for e in experiments if e.verdict is None]
         self._summary = {
-            f.name: _json_safe(asdict(value) if hasattr(value, "__dataclass_fields__") else _plain(value))
+            f.name: _json_safe(value)
             for f in fields(view)
             if f.name not in _LIVE and f.name != "experiments"
             for value in [getattr(view, f.name)]
@@ -705,11 +722,4 @@ class RunFollower:
 
     @staticmethod
     def _live_json(live: dict[str, Any]) -> dict[str, Any]:
-        return {key: _json_safe(asdict(value) if hasattr(value, "__dataclass_fields__") else _plain(value)) for key, value in live.items()}
-
-
-def _plain(value: Any) -> Any:
-    # A list of dataclasses (kept, hardware, statistics, pending_reviews, running) as JSON-able data.
-    if isinstance(value, list):
-        return [asdict(item) if hasattr(item, "__dataclass_fields__") else item for item in value]
-    return value
+        return {key: _json_safe(value) for key, value in live.items()}
